@@ -1,0 +1,20 @@
+"""emkit: EM and variational EM estimators with a scikit-learn API.
+
+Every estimator alternates an E-step that sets Q(Z) and an M-step that maximises the evidence
+lower bound, records both half-steps in a :class:`Trace` and checks that neither lowers it.
+"""
+
+from ._em import IterationInfo
+from ._exceptions import MonotonicityError, MonotonicityWarning
+from ._trace import Trace
+from .estimators.gaussian_mixture import GaussianMixture
+
+__all__ = [
+    "GaussianMixture",
+    "IterationInfo",
+    "MonotonicityError",
+    "MonotonicityWarning",
+    "Trace",
+]
+
+__version__ = "0.1.0"

@@ -1,0 +1,241 @@
+"""What every emkit mixture estimator shares: n_init, warm start, the trace, predict/score."""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from abc import abstractmethod
+
+import numpy as np
+from scipy.special import logsumexp
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+
+from ._em import CHECK_MONOTONIC, IterationInfo, monotonic_rtol, run_em
+from ._validation import (
+    check_choice,
+    check_fit_data,
+    check_int,
+    check_predict_data,
+    check_real,
+    check_sample_weight,
+)
+
+__all__ = ["BaseEMMixture", "VerbosePrinter"]
+
+
+class VerbosePrinter:
+    """The progress callback behind ``verbose``: prints as scikit-learn's mixtures do."""
+
+    def __init__(self, verbose: int, verbose_interval: int = 10, stream=None):
+        self.verbose = verbose
+        self.verbose_interval = max(1, int(verbose_interval))
+        self.stream = stream
+        self._t_init = time.perf_counter()
+        self._t_iter = self._t_init
+
+    def _print(self, msg):
+        print(msg, file=self.stream or sys.stdout)
+
+    def begin_init(self, init: int) -> None:
+        if self.verbose >= 1:
+            self._print(f"Initialization {init}")
+        self._t_init = self._t_iter = time.perf_counter()
+
+    def __call__(self, info: IterationInfo) -> None:
+        if self.verbose >= 2 and info.iteration % self.verbose_interval == 0:
+            now = time.perf_counter()
+            self._print(
+                f"  Iteration {info.iteration}\t time lapse {now - self._t_iter:.5f}s\t "
+                f"elbo {info.elbo:.6f}\t change {info.change:.3e}"
+            )
+            self._t_iter = now
+
+    def end_init(self, lower_bound: float, converged: bool) -> None:
+        if self.verbose >= 1:
+            state = "converged" if converged else "did not converge"
+            extra = ""
+            if self.verbose >= 2:
+                extra = (
+                    f"\t time lapse {time.perf_counter() - self._t_init:.5f}s\t "
+                    f"lower bound {lower_bound:.5f}"
+                )
+            self._print(f"Initialization {state}.{extra}")
+
+
+class BaseEMMixture(DensityMixin, BaseEstimator):
+    """Template shared by the mixtures: subclasses supply the model and its parameters.
+
+    Subclasses implement ``_check_hyperparameters``, ``_make_model``, ``_initial_params``,
+    ``_set_fitted_params``, ``_n_parameters`` and ``_validate_X``; the EM loop itself lives in
+    :func:`emkit._em.run_em`.
+    """
+
+    # ---------------------------------------------------------------- hooks
+    @abstractmethod
+    def _check_hyperparameters(self, X): ...
+
+    @abstractmethod
+    def _make_model(self, X, sample_weight=None): ...
+
+    @abstractmethod
+    def _initial_params(self, model, X, sample_weight, random_state): ...
+
+    @abstractmethod
+    def _set_fitted_params(self, params, dtype): ...
+
+    @abstractmethod
+    def _n_parameters(self) -> int: ...
+
+    def _validate_fit_X(self, X):
+        return check_fit_data(self, X, n_components=self.n_components)
+
+    def _validate_predict_X(self, X):
+        return check_predict_data(self, X)
+
+    def _check_common(self):
+        check_int(self.n_components, "n_components", low=1)
+        check_real(self.tol, "tol", low=0.0)
+        check_int(self.max_iter, "max_iter", low=0)
+        check_int(self.n_init, "n_init", low=1)
+        check_int(self.verbose, "verbose", low=0)
+        check_choice(self.check_monotonic, "check_monotonic", CHECK_MONOTONIC)
+        if self.callback is not None and not callable(self.callback):
+            raise ValueError(f"callback must be callable or None, got {self.callback!r}.")
+
+    # ---------------------------------------------------------------- fitting
+    def fit(self, X, y=None, sample_weight=None):
+        """Estimate the parameters with EM.
+
+        Runs ``n_init`` initialisations and keeps the one with the largest final bound
+        (all their traces are in ``traces_``). With ``warm_start=True`` a fitted estimator
+        continues from its parameters.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : Ignored
+        sample_weight : array-like of shape (n_samples,), optional
+            Non-negative weights acting as repeat counts.
+
+        Returns
+        -------
+        self
+        """
+        self._fit(X, sample_weight)
+        return self
+
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """Fit, then return the component labels of ``X`` under the final parameters."""
+        return self.fit(X, sample_weight=sample_weight).predict(X)
+
+    def _fit(self, X, sample_weight):
+        self._check_common()
+        X = self._validate_fit_X(X)
+        sw = check_sample_weight(sample_weight, X)
+        if sw is not None and np.count_nonzero(sw) < self.n_components:
+            raise ValueError(
+                f"Only {np.count_nonzero(sw)} samples have a positive sample_weight, fewer "
+                f"than n_components = {self.n_components}."
+            )
+        self._check_hyperparameters(X)
+        do_init = not (self.warm_start and hasattr(self, "_params_"))
+        if not do_init and self._params_.means.shape[1] != X.shape[1]:
+            raise ValueError(
+                f"warm_start: X has {X.shape[1]} features but the fitted model has "
+                f"{self._params_.means.shape[1]}."
+            )
+        n_init = self.n_init if do_init else 1
+        random_state = check_random_state(self.random_state)
+        model = self._make_model(X, sw)
+        printer = VerbosePrinter(self.verbose, getattr(self, "verbose_interval", 10))
+        user_cb = self.callback
+
+        def callback(info):
+            printer(info)
+            if user_cb is not None:
+                user_cb(info)
+
+        rtol = monotonic_rtol(X.dtype)
+        best, traces = None, []
+        for init in range(n_init):
+            printer.begin_init(init)
+            params = (
+                self._initial_params(model, X, sw, random_state) if do_init else self._params_
+            )
+            result = run_em(
+                model, X, sw, params, max_iter=self.max_iter, tol=self.tol,
+                check_monotonic=self.check_monotonic, rtol=rtol, callback=callback, init=init,
+            )
+            printer.end_init(result.lower_bound, result.converged)
+            traces.append(result.trace)
+            if best is None or result.lower_bound > best.lower_bound:
+                best = result
+
+        if not best.converged and self.max_iter > 0:
+            warnings.warn(
+                "Best performing initialization did not converge. Try different init "
+                "parameters, or increase max_iter, tol, or check for degenerate data.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        self._model_ = model
+        self._params_ = best.params
+        self._set_fitted_params(best.params, X.dtype)
+        self.converged_ = bool(best.converged)
+        self.n_iter_ = int(best.n_iter)
+        self.lower_bound_ = float(best.lower_bound)
+        self.lower_bounds_ = [float(v) for v in best.trace.elbo_after_e[1:]]
+        self.trace_ = best.trace
+        self.traces_ = traces
+        self.best_init_ = int(best.trace.init)
+        return best
+
+    # ---------------------------------------------------------------- prediction
+    def _weighted_log_prob(self, X):
+        X = self._validate_predict_X(X)
+        return self._model_for(X).log_prob(self._params_, X)
+
+    def _model_for(self, X):
+        from dataclasses import replace
+
+        return replace(self._model_, dtype=np.dtype(X.dtype))
+
+    def score_samples(self, X):
+        """Log-density ``log p(x_n | theta)`` of every sample (the per-sample evidence)."""
+        return logsumexp(self._weighted_log_prob(X), axis=1)
+
+    def score(self, X, y=None, sample_weight=None):
+        """Weighted mean log-likelihood per sample, the units of ``lower_bound_``."""
+        ll = self.score_samples(X)
+        if sample_weight is None:
+            return float(np.mean(ll, dtype=np.float64))
+        sw = check_sample_weight(sample_weight, ll[:, None])
+        return float(np.average(ll, weights=sw))
+
+    def predict(self, X):
+        """Most probable component of each sample."""
+        return np.argmax(self._weighted_log_prob(X), axis=1)
+
+    def predict_proba(self, X):
+        """Posterior probability of each component for each sample (N x K)."""
+        L = self._weighted_log_prob(X)
+        L -= logsumexp(L, axis=1)[:, None]
+        return np.exp(L, out=L)
+
+    def _total_weight(self, X, sample_weight):
+        if sample_weight is None:
+            return X.shape[0]
+        return float(np.sum(sample_weight))
+
+    def bic(self, X, sample_weight=None):
+        """Bayesian information criterion on ``X`` (lower is better)."""
+        n = self._total_weight(X, sample_weight)
+        return -2 * self.score(X, sample_weight=sample_weight) * n + self._n_parameters() * np.log(n)
+
+    def aic(self, X, sample_weight=None):
+        """Akaike information criterion on ``X`` (lower is better)."""
+        n = self._total_weight(X, sample_weight)
+        return -2 * self.score(X, sample_weight=sample_weight) * n + 2 * self._n_parameters()

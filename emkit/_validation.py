@@ -1,0 +1,158 @@
+"""Input checks shared by all estimators: clear errors before any work, never a silent NaN."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+__all__ = [
+    "check_fit_data",
+    "check_predict_data",
+    "check_sample_weight",
+    "check_weights",
+    "check_means",
+    "check_precisions",
+    "check_int",
+    "check_real",
+    "check_choice",
+]
+
+
+def check_int(value, name, *, low=None, high=None):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer, got {value!r}.")
+    if low is not None and value < low:
+        raise ValueError(f"{name} must be >= {low}, got {value!r}.")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be <= {high}, got {value!r}.")
+    return int(value)
+
+
+def check_real(value, name, *, low=None, strict=False):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or np.isnan(value):
+        raise ValueError(f"{name} must be a real number, got {value!r}.")
+    if low is not None and (value < low or (strict and value == low)):
+        op = ">" if strict else ">="
+        raise ValueError(f"{name} must be {op} {low}, got {value!r}.")
+    return float(value)
+
+
+def check_choice(value, name, choices):
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}.")
+    return value
+
+
+def check_fit_data(estimator, X, *, n_components, accept_sparse=False,
+                   dtype=(np.float64, np.float32)):
+    """Validate training data: 2-D, finite, non-empty, at least ``n_components`` rows.
+
+    Sets ``n_features_in_`` (and ``feature_names_in_``). Never modifies ``X``.
+    """
+    X = validate_data(
+        estimator, X, reset=True, dtype=list(dtype) if isinstance(dtype, tuple) else dtype,
+        accept_sparse=accept_sparse, ensure_min_samples=2,
+    )
+    if X.shape[0] < n_components:
+        raise ValueError(
+            f"Expected n_samples >= n_components but got n_components = {n_components}, "
+            f"n_samples = {X.shape[0]}: fewer samples than components."
+        )
+    return X
+
+
+def check_predict_data(estimator, X, *, accept_sparse=False, dtype=(np.float64, np.float32)):
+    """Validate data at predict/score time against what ``fit`` saw."""
+    check_is_fitted(estimator)
+    return validate_data(
+        estimator, X, reset=False, accept_sparse=accept_sparse,
+        dtype=list(dtype) if isinstance(dtype, tuple) else dtype,
+    )
+
+
+def check_sample_weight(sample_weight, X):
+    """``None`` when all weights are one; else a non-negative finite array in X's dtype.
+
+    Weights act as repeat counts. Negative, NaN/inf, wrongly shaped or all-zero weights are a
+    ValueError naming the problem.
+    """
+    if sample_weight is None:
+        return None
+    dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
+    sw = _check_sample_weight(sample_weight, X, dtype=dtype, ensure_non_negative=True, copy=False)
+    if not np.all(np.isfinite(sw)):
+        raise ValueError("sample_weight contains NaN or infinity.")
+    if not np.any(sw > 0):
+        raise ValueError("sample_weight sums to zero: at least one sample needs a positive weight.")
+    return sw
+
+
+def check_weights(weights, n_components):
+    """Check user-provided initial mixture weights: shape (K,), in [0, 1], summing to one."""
+    weights = np.array(weights, dtype=np.float64, copy=True)
+    if weights.shape != (n_components,):
+        raise ValueError(
+            f"The parameter 'weights' should have the shape of ({n_components},), "
+            f"but got {weights.shape}."
+        )
+    if not np.all(np.isfinite(weights)):
+        raise ValueError("The parameter 'weights' contains NaN or infinity.")
+    if np.any(weights < 0) or np.any(weights > 1):
+        raise ValueError(
+            "The parameter 'weights' should be in the range [0, 1], but got "
+            f"min value {weights.min():.5f}, max value {weights.max():.5f}."
+        )
+    if not np.allclose(np.abs(1.0 - np.sum(weights)), 0.0, atol=1e-6):
+        raise ValueError(
+            f"The parameter 'weights' should be normalized: they sum to {np.sum(weights):.5f}, "
+            "not 1."
+        )
+    return weights
+
+
+def check_means(means, n_components, n_features):
+    """Check user-provided initial means: shape (K, D), finite."""
+    means = np.array(means, dtype=np.float64, copy=True)
+    if means.shape != (n_components, n_features):
+        raise ValueError(
+            f"The parameter 'means' should have the shape of ({n_components}, {n_features}), "
+            f"but got {means.shape}."
+        )
+    if not np.all(np.isfinite(means)):
+        raise ValueError("The parameter 'means' contains NaN or infinity.")
+    return means
+
+
+_PRECISION_SHAPES = {
+    "full": lambda k, d: (k, d, d),
+    "tied": lambda k, d: (d, d),
+    "diag": lambda k, d: (k, d),
+    "spherical": lambda k, d: (k,),
+}
+
+
+def check_precisions(precisions, covariance_type, n_components, n_features):
+    """Check user-provided precisions: shape for the covariance type, symmetric, positive definite."""
+    precisions = np.array(precisions, dtype=np.float64, copy=True)
+    shape = _PRECISION_SHAPES[covariance_type](n_components, n_features)
+    if precisions.shape != shape:
+        raise ValueError(
+            f"The parameter '{covariance_type} precision' should have the shape of {shape}, "
+            f"but got {precisions.shape}."
+        )
+    if not np.all(np.isfinite(precisions)):
+        raise ValueError(f"The parameter '{covariance_type} precision' contains NaN or infinity.")
+    if covariance_type in ("diag", "spherical"):
+        if np.any(precisions <= 0):
+            raise ValueError(f"'{covariance_type} precision' should be positive.")
+        return precisions
+    mats = precisions[None] if covariance_type == "tied" else precisions
+    for k, p in enumerate(mats):
+        where = "" if covariance_type == "tied" else f" (component {k})"
+        if not np.allclose(p, p.T):
+            raise ValueError(f"'{covariance_type} precision'{where} should be symmetric.")
+        if np.any(np.linalg.eigvalsh(p) <= 0.0):
+            raise ValueError(f"'{covariance_type} precision'{where} should be positive-definite.")
+    return precisions

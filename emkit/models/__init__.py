@@ -1,0 +1,1 @@
+"""Models: parameters and statistics as values, and the pure functions EM needs."""

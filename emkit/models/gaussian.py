@@ -1,0 +1,534 @@
+"""Gaussian mixture model: parameters, additive statistics, E-step, M-step and ELBO.
+
+Everything here is a pure function of its arguments. The E-step makes one pass over the rows
+(in blocks, see :mod:`emkit.kernels.gaussian`) and returns :class:`GaussianStats`; the M-step
+and the ELBO read only statistics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import linalg
+
+from ..kernels import gaussian as kern
+from ..kernels._parallel import map_row_blocks
+
+__all__ = [
+    "COVARIANCE_TYPES",
+    "GaussianParams",
+    "GaussianStats",
+    "GaussianModel",
+    "precision_cholesky_from_covariances",
+    "precision_cholesky_from_precisions",
+]
+
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+LOG_2PI = kern.LOG_2PI
+_LOG_TINY = float(np.log(np.finfo(np.float64).tiny))
+
+#: How much larger than the exact path's round-off the fast path's may be, per dtype:
+#: the fast path is used while (max_k mu_k'^T P_k mu_k' + D) / D stays below this factor
+#: (mu_k' is the component mean measured from the data centre).
+FAST_PATH_MAX_AMPLIFICATION = {np.dtype(np.float64): 1e3, np.dtype(np.float32): 30.0}
+
+
+def _collapse_error(k, reg_covar, dtype, what="is not positive definite"):
+    msg = (
+        f"Component {k}'s covariance {what} even after adding reg_covar={reg_covar:g}: "
+        "the component has collapsed onto too few distinct points. Increase reg_covar, "
+        "decrease n_components, or rescale the data."
+    )
+    if np.dtype(dtype) == np.float32:
+        msg += " Passing float64 data instead of float32 can also help."
+    return ValueError(msg)
+
+
+def precision_cholesky_from_covariances(covariances, covariance_type, *, reg_covar=0.0,
+                                        dtype=np.float64):
+    """Upper-triangular ``U`` with ``U U^T = inv(covariance)`` (scikit-learn's convention).
+
+    Raises a ValueError naming the component when a covariance is not positive definite.
+    """
+    covariances = np.asarray(covariances, dtype=np.float64)
+    if covariance_type in ("full", "tied"):
+        covs = covariances[None] if covariance_type == "tied" else covariances
+        d = covs.shape[-1]
+        out = np.empty_like(covs)
+        eye = np.eye(d)
+        for k in range(covs.shape[0]):
+            try:
+                chol = linalg.cholesky(covs[k], lower=True, check_finite=True)
+            except (linalg.LinAlgError, ValueError):
+                raise _collapse_error(k, reg_covar, dtype) from None
+            out[k] = linalg.solve_triangular(chol, eye, lower=True).T
+        return out[0] if covariance_type == "tied" else out
+    bad = ~(covariances > 0)
+    if np.any(bad):
+        k = int(np.argwhere(bad)[0][0])
+        raise _collapse_error(k, reg_covar, dtype, "has a non-positive variance")
+    return 1.0 / np.sqrt(covariances)
+
+
+def precision_cholesky_from_precisions(precisions, covariance_type):
+    """``U`` (upper triangular, ``U U^T = precision``) from precision matrices."""
+    precisions = np.asarray(precisions, dtype=np.float64)
+    if covariance_type in ("full", "tied"):
+        ps = precisions[None] if covariance_type == "tied" else precisions
+        d = ps.shape[-1]
+        out = np.empty_like(ps)
+        for k in range(ps.shape[0]):
+            # P = U U^T with U upper: flip, lower Cholesky, flip back
+            flipped = ps[k][::-1, ::-1]
+            chol = linalg.cholesky(flipped, lower=True)
+            out[k] = chol[::-1, ::-1]
+        del d
+        return out[0] if covariance_type == "tied" else out
+    return np.sqrt(precisions)
+
+
+def _precisions_from_cholesky(pc, covariance_type):
+    if covariance_type == "full":
+        return np.einsum("kij,klj->kil", pc, pc)
+    if covariance_type == "tied":
+        return pc @ pc.T
+    return pc**2
+
+
+def _covariances_from_cholesky(pc, covariance_type):
+    if covariance_type == "full":
+        out = np.empty_like(pc)
+        for k in range(pc.shape[0]):
+            inv_u = linalg.solve_triangular(pc[k], np.eye(pc.shape[-1]), lower=False)
+            out[k] = inv_u.T @ inv_u
+        return out
+    if covariance_type == "tied":
+        inv_u = linalg.solve_triangular(pc, np.eye(pc.shape[-1]), lower=False)
+        return inv_u.T @ inv_u
+    return 1.0 / pc**2
+
+
+@dataclass(frozen=True, eq=False)
+class GaussianParams:
+    """Parameters of a Gaussian mixture, float64.
+
+    ``precisions_cholesky`` has shape (K, D, D) full, (D, D) tied, (K, D) diag, (K,) spherical,
+    with ``U U^T`` the precision matrix as in scikit-learn. ``covariances`` is kept alongside
+    when known (the M-step computes it) so it is never re-derived by inversion.
+    """
+
+    weights: np.ndarray
+    means: np.ndarray
+    precisions_cholesky: np.ndarray
+    covariance_type: str
+    covariances: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def n_components(self) -> int:
+        return self.means.shape[0]
+
+    @property
+    def n_features(self) -> int:
+        return self.means.shape[1]
+
+    @classmethod
+    def from_covariances(cls, weights, means, covariances, covariance_type, *, reg_covar=0.0,
+                         dtype=np.float64):
+        pc = precision_cholesky_from_covariances(
+            covariances, covariance_type, reg_covar=reg_covar, dtype=dtype
+        )
+        return cls(
+            np.asarray(weights, np.float64), np.asarray(means, np.float64), pc,
+            covariance_type, np.asarray(covariances, np.float64),
+        )
+
+    def get_covariances(self) -> np.ndarray:
+        if self.covariances is not None:
+            return self.covariances
+        return _covariances_from_cholesky(self.precisions_cholesky, self.covariance_type)
+
+    def precisions(self) -> np.ndarray:
+        return _precisions_from_cholesky(self.precisions_cholesky, self.covariance_type)
+
+    def log_det_cholesky(self) -> np.ndarray:
+        """``log det U_k`` per component (half the log-determinant of the precision)."""
+        pc, ct, k = self.precisions_cholesky, self.covariance_type, self.n_components
+        if ct == "full":
+            return np.log(np.diagonal(pc, axis1=1, axis2=2)).sum(axis=1)
+        if ct == "tied":
+            return np.full(k, np.log(np.diag(pc)).sum())
+        if ct == "diag":
+            return np.log(pc).sum(axis=1)
+        return self.n_features * np.log(pc)
+
+    def log_weights(self) -> np.ndarray:
+        with np.errstate(divide="ignore"):
+            return np.maximum(np.log(self.weights), _LOG_TINY)
+
+    def replace(self, **changes) -> GaussianParams:
+        values = dict(
+            weights=self.weights, means=self.means,
+            precisions_cholesky=self.precisions_cholesky,
+            covariance_type=self.covariance_type, covariances=self.covariances,
+        )
+        values.update(changes)
+        return GaussianParams(**values)
+
+
+@dataclass(frozen=True, eq=False)
+class GaussianStats:
+    """Additive sufficient statistics of a Gaussian mixture E-step (float64).
+
+    For each component ``k``, about a reference point ``shift[k]``:
+    ``nk[k] = sum_n w_n r_nk``, ``sx[k] = sum_n w_n r_nk (x_n - shift_k)`` and
+    ``sxx[k] = sum_n w_n r_nk (x_n - shift_k)(x_n - shift_k)^T`` (K x D x D for full and tied,
+    only the diagonal, K x D, for diag and spherical). Plus ``log_evidence``
+    (``sum_n w_n log p(x_n)``), ``entropy`` (``-sum_n w_n sum_k r_nk log r_nk``) and
+    ``total_weight``. Statistics with the same shift add exactly (``a + b``), and scale
+    (``c * a``) and blend (``a.blend(rho, b)``) for stepwise EM.
+    """
+
+    nk: np.ndarray
+    sx: np.ndarray
+    sxx: np.ndarray
+    shift: np.ndarray
+    log_evidence: float
+    entropy: float
+    total_weight: float
+
+    def _check_compatible(self, other):
+        if not isinstance(other, GaussianStats):
+            return NotImplemented
+        if self.shift is not other.shift and not np.array_equal(self.shift, other.shift):
+            raise ValueError("GaussianStats about different shifts cannot be added.")
+        return None
+
+    def __add__(self, other):
+        bad = self._check_compatible(other)
+        if bad is NotImplemented:
+            return NotImplemented
+        return GaussianStats(
+            self.nk + other.nk, self.sx + other.sx, self.sxx + other.sxx, self.shift,
+            self.log_evidence + other.log_evidence, self.entropy + other.entropy,
+            self.total_weight + other.total_weight,
+        )
+
+    def __mul__(self, c):
+        c = float(c)
+        return GaussianStats(
+            c * self.nk, c * self.sx, c * self.sxx, self.shift, c * self.log_evidence,
+            c * self.entropy, c * self.total_weight,
+        )
+
+    __rmul__ = __mul__
+
+    def blend(self, rho: float, other: GaussianStats) -> GaussianStats:
+        """``(1 - rho) * self + rho * other`` (stepwise EM)."""
+        return (1.0 - rho) * self + rho * other
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    path: str
+    dtype: np.dtype
+    center: np.ndarray
+    W: np.ndarray | None = None          # fast path: F x K coefficients
+    means: np.ndarray | None = None      # exact path: K x D, in dtype
+    pc: np.ndarray | None = None         # exact path: precisions_cholesky, in dtype
+    const: np.ndarray | None = None      # exact path: log w_k + log det U_k - D/2 log 2 pi
+    shift: np.ndarray | None = None      # exact path: float64 copy of ``means``
+
+
+@dataclass(frozen=True)
+class GaussianModel:
+    """The Gaussian mixture as EM sees it (configuration plus pure functions).
+
+    Parameters
+    ----------
+    covariance_type : {"full", "tied", "diag", "spherical"}
+    reg_covar : float
+        Added to the diagonal of every covariance in the M-step.
+    center : ndarray of shape (D,), optional
+        Reference point of the fast path's quadratic form (the data's mean works best).
+    dtype : dtype
+        Precision of the passes over the data (float32 or float64).
+    path : {"auto", "fast", "exact"}
+        ``"fast"``: blocked two-GEMM form; ``"exact"``: per-component Cholesky; ``"auto"``:
+        fast while its round-off stays within :data:`FAST_PATH_MAX_AMPLIFICATION` of exact.
+    block_size : int, optional
+        Rows per block (default: sized so a block's features take about 2 MB).
+    n_threads : int, optional
+        Threads over row blocks (default: the usable CPU count).
+    """
+
+    covariance_type: str = "full"
+    reg_covar: float = 1e-6
+    center: np.ndarray | None = None
+    dtype: np.dtype = np.dtype(np.float64)
+    path: str = "auto"
+    block_size: int | None = None
+    n_threads: int | None = None
+
+    # ------------------------------------------------------------------ preparation
+    def _center(self, d):
+        if self.center is None:
+            return np.zeros(d)
+        return np.asarray(self.center, dtype=np.float64)
+
+    def fast_path_ok(self, params: GaussianParams) -> bool:
+        """Whether the blocked quadratic form is accurate enough for ``params``."""
+        if self.path != "auto":
+            return self.path == "fast"
+        c = self._center(params.n_features)
+        mu = params.means - c
+        P = params.precisions()
+        ct = self.covariance_type
+        if ct == "full":
+            kappa = np.einsum("ki,kij,kj->k", mu, P, mu)
+        elif ct == "tied":
+            kappa = np.einsum("ki,ij,kj->k", mu, P, mu)
+        elif ct == "diag":
+            kappa = np.sum(P * mu**2, axis=1)
+        else:
+            kappa = P * np.sum(mu**2, axis=1)
+        d = params.n_features
+        limit = FAST_PATH_MAX_AMPLIFICATION.get(np.dtype(self.dtype), 30.0)
+        return bool(np.all(np.isfinite(kappa)) and (np.max(kappa) + d) / d <= limit)
+
+    def prepare(self, params: GaussianParams) -> _Prepared:
+        dtype = np.dtype(self.dtype)
+        c = self._center(params.n_features)
+        const = params.log_weights() + params.log_det_cholesky() - 0.5 * params.n_features * LOG_2PI
+        if self.fast_path_ok(params):
+            return _Prepared("fast", dtype, c.astype(dtype), W=self._coefficients(params, c, const))
+        means = params.means.astype(dtype)
+        return _Prepared(
+            "exact", dtype, c.astype(dtype), means=means,
+            pc=params.precisions_cholesky.astype(dtype), const=const.astype(dtype),
+            shift=means.astype(np.float64),
+        )
+
+    def _coefficients(self, params, c, const):
+        """F x K matrix W with ``phi(x) @ W = log w_k + log N(x | mu_k, Sigma_k)``."""
+        ct, d, k = self.covariance_type, params.n_features, params.n_components
+        mu = params.means - c
+        P = params.precisions()
+        if ct in ("full", "tied"):
+            Pk = np.broadcast_to(P, (k, d, d)) if ct == "tied" else P
+            iu, ju = np.triu_indices(d)
+            quad = -Pk[:, iu, ju] * np.where(iu == ju, 0.5, 1.0)
+            lin = np.einsum("kij,kj->ki", Pk, mu)
+            cq = -0.5 * np.einsum("ki,ki->k", lin, mu)
+        else:
+            p = P if ct == "diag" else np.repeat(P[:, None], d, axis=1)
+            quad = -0.5 * p
+            lin = p * mu
+            cq = -0.5 * np.sum(lin * mu, axis=1)
+        W = np.concatenate([quad, lin, (cq + const)[:, None]], axis=1).T
+        return np.ascontiguousarray(W, dtype=self.dtype)
+
+    def _block_size(self, d, path):
+        if self.block_size is not None:
+            return int(self.block_size)
+        f = kern.n_features_quad(d, self.covariance_type) if path == "fast" else 4 * d
+        itemsize = np.dtype(self.dtype).itemsize
+        return int(max(256, min(16384, (1 << 21) // (f * itemsize))))
+
+    # ------------------------------------------------------------------ block passes
+    def _features(self, Xb, prep):
+        if self.covariance_type in ("full", "tied"):
+            return kern.quad_features(Xb, prep.center)
+        return kern.square_features(Xb, prep.center)
+
+    def _block_log_prob(self, Xb, prep, features=None):
+        """``log w_k + log N(x_n | k)`` for a block (B x K, in the data's dtype)."""
+        if prep.path == "fast":
+            Phi = self._features(Xb, prep) if features is None else features
+            return Phi @ prep.W
+        ct = self.covariance_type
+        k_all = prep.means.shape[0]
+        L = np.empty((Xb.shape[0], k_all), dtype=prep.dtype)
+        for k in range(k_all):
+            diff = Xb - prep.means[k]
+            if ct == "full":
+                y = diff @ prep.pc[k]
+            elif ct == "tied":
+                y = diff @ prep.pc
+            else:
+                y = diff * prep.pc[k]
+            L[:, k] = -0.5 * np.einsum("ij,ij->i", y, y) + prep.const[k]
+        return L
+
+    def _stats_about(self, Xb, Rw, shift):
+        """Exact statistics of a block about per-component points ``shift`` (K x D)."""
+        full = self.covariance_type in ("full", "tied")
+        k_all, d = shift.shape
+        nk = Rw.sum(axis=0, dtype=np.float64)
+        sx = np.empty((k_all, d))
+        sxx = np.empty((k_all, d, d) if full else (k_all, d))
+        for k in range(k_all):
+            diff = Xb - shift[k].astype(Xb.dtype)
+            r = Rw[:, k]
+            sx[k] = r @ diff
+            if full:
+                sxx[k] = (diff * r[:, None]).T @ diff
+            else:
+                sxx[k] = r @ (diff * diff)
+        return nk, sx, sxx
+
+    def _decode(self, G, d):
+        """nk, sx, sxx from the fast path's ``R^T Phi`` (K x F)."""
+        k_all = G.shape[0]
+        nk = G[:, -1].copy()
+        if self.covariance_type in ("full", "tied"):
+            t = d * (d + 1) // 2
+            iu, ju = np.triu_indices(d)
+            sxx = np.empty((k_all, d, d))
+            sxx[:, iu, ju] = G[:, :t]
+            sxx[:, ju, iu] = G[:, :t]
+            sx = G[:, t : t + d].copy()
+        else:
+            sxx = G[:, :d].copy()
+            sx = G[:, d : 2 * d].copy()
+        return nk, sx, sxx
+
+    # ------------------------------------------------------------------ EM interface
+    def e_step(self, params: GaussianParams, X, sample_weight=None, state=None):
+        """One pass over ``X``: statistics at ``params`` (the posterior Q, KL = 0)."""
+        prep = self.prepare(params)
+        n, d = X.shape
+        w = sample_weight
+
+        def block(sl):
+            Xb = X[sl]
+            wb = None if w is None else w[sl]
+            if prep.path == "fast":
+                Phi = self._features(Xb, prep)
+                L = Phi @ prep.W
+                R, _, ll, ent = kern.normalize_log_prob(L, wb)
+                if wb is not None:
+                    R *= wb[:, None]
+                return (R.T @ Phi).astype(np.float64), ll, ent
+            L = self._block_log_prob(Xb, prep)
+            R, _, ll, ent = kern.normalize_log_prob(L, wb)
+            if wb is not None:
+                R *= wb[:, None]
+            return self._stats_about(Xb, R, prep.shift), ll, ent
+
+        parts = map_row_blocks(block, n, self._block_size(d, prep.path), self.n_threads)
+        total_weight = float(n if w is None else np.sum(w, dtype=np.float64))
+        ll = float(sum(p[1] for p in parts))
+        ent = float(sum(p[2] for p in parts))
+        if prep.path == "fast":
+            G = parts[0][0]
+            for p in parts[1:]:
+                G = G + p[0]
+            nk, sx, sxx = self._decode(G, d)
+            shift = np.broadcast_to(prep.center.astype(np.float64), (params.n_components, d))
+        else:
+            nk, sx, sxx = (sum(p[0][i] for p in parts[1:]) + parts[0][0][i] for i in range(3))
+            shift = prep.shift
+        return GaussianStats(nk, sx, sxx, shift, ll, ent, total_weight), None
+
+    def stats_from_resp(self, X, resp, sample_weight=None, shift=None) -> GaussianStats:
+        """Statistics for given responsibilities (initialisation); about ``shift`` (D,)."""
+        n, d = X.shape
+        k_all = resp.shape[1]
+        s = self._center(d) if shift is None else np.asarray(shift, np.float64)
+        shift = np.broadcast_to(s, (k_all, d))
+        Rw = resp if sample_weight is None else resp * sample_weight[:, None]
+        Rw = Rw.astype(X.dtype, copy=False)
+        parts = map_row_blocks(
+            lambda sl: self._stats_about(X[sl], Rw[sl], shift), n,
+            self._block_size(d, "exact"), self.n_threads,
+        )
+        nk, sx, sxx = (sum(p[i] for p in parts[1:]) + parts[0][i] for i in range(3))
+        total = float(n if sample_weight is None else np.sum(sample_weight, dtype=np.float64))
+        return GaussianStats(nk, sx, sxx, shift, np.nan, np.nan, total)
+
+    def m_step(self, stats: GaussianStats) -> GaussianParams:
+        """Maximise the ELBO (with scikit-learn's ``reg_covar``) from the statistics alone."""
+        ct, reg = self.covariance_type, self.reg_covar
+        nk = stats.nk + 10 * np.finfo(self.dtype).eps
+        m = stats.sx / nk[:, None]
+        means = stats.shift + m
+        if ct == "full":
+            cov = stats.sxx / nk[:, None, None] - m[:, :, None] * m[:, None, :]
+            cov = 0.5 * (cov + np.swapaxes(cov, 1, 2))
+            cov[:, np.arange(cov.shape[1]), np.arange(cov.shape[1])] += reg
+        elif ct == "tied":
+            cov = (stats.sxx.sum(axis=0) - np.einsum("k,ki,kj->ij", nk, m, m)) / nk.sum()
+            cov = 0.5 * (cov + cov.T)
+            cov[np.diag_indices_from(cov)] += reg
+        elif ct == "diag":
+            cov = stats.sxx / nk[:, None] - m**2 + reg
+        else:
+            cov = (stats.sxx / nk[:, None] - m**2 + reg).mean(axis=1)
+        weights = nk / nk.sum()
+        return GaussianParams.from_covariances(
+            weights, means, cov, ct, reg_covar=reg, dtype=self.dtype
+        )
+
+    def expected_complete_loglik(self, params: GaussianParams, stats: GaussianStats) -> float:
+        """``E_Q[log p(X, Z | theta)]``, linear in the statistics."""
+        ct = self.covariance_type
+        d = params.n_features
+        delta = params.means - stats.shift
+        nk = stats.nk
+        pc = params.precisions_cholesky
+        if ct in ("full", "tied"):
+            P = params.precisions()
+            Pk = np.broadcast_to(P, (params.n_components, d, d)) if ct == "tied" else P
+            Psx = np.einsum("kij,kj->ki", Pk, stats.sx)
+            Pd = np.einsum("kij,kj->ki", Pk, delta)
+            quad = (
+                np.einsum("kij,kij->k", Pk, stats.sxx)
+                - 2.0 * np.einsum("ki,ki->k", delta, Psx)
+                + nk * np.einsum("ki,ki->k", delta, Pd)
+            )
+        else:
+            p = pc**2 if ct == "diag" else np.repeat((pc**2)[:, None], d, axis=1)
+            quad = np.sum(
+                p * (stats.sxx - 2.0 * delta * stats.sx + nk[:, None] * delta**2), axis=1
+            )
+        const = params.log_weights() + params.log_det_cholesky() - 0.5 * d * LOG_2PI
+        return float(np.dot(nk, const) - 0.5 * np.sum(quad))
+
+    def elbo(self, params: GaussianParams, stats: GaussianStats) -> float:
+        """ELBO(Q, theta) = E_Q[log p(X, Z | theta)] + H(Q), from statistics only."""
+        return self.expected_complete_loglik(params, stats) + stats.entropy
+
+    def objective(self, params: GaussianParams, stats: GaussianStats) -> float:
+        """What :meth:`m_step` maximises: the ELBO minus ``reg_covar``'s implied penalty.
+
+        ``Sigma_k = S_k / N_k + reg I`` is the maximiser of
+        ``ELBO - reg / 2 * sum_k N_k tr(P_k)``; with ``reg_covar = 0`` this is the ELBO.
+        """
+        ct = self.covariance_type
+        P = params.precisions()
+        if ct == "full":
+            tr = np.trace(P, axis1=1, axis2=2)
+        elif ct == "tied":
+            tr = np.full(params.n_components, np.trace(P))
+        elif ct == "diag":
+            tr = P.sum(axis=1)
+        else:
+            tr = params.n_features * P
+        return self.elbo(params, stats) - 0.5 * self.reg_covar * float(np.dot(stats.nk, tr))
+
+    def log_prior(self, params: GaussianParams) -> float:
+        return 0.0
+
+    # ------------------------------------------------------------------ prediction
+    def log_prob(self, params: GaussianParams, X) -> np.ndarray:
+        """``log w_k + log N(x_n | mu_k, Sigma_k)`` for every row (N x K, data dtype)."""
+        prep = self.prepare(params)
+        n, d = X.shape
+        out = np.empty((n, params.n_components), dtype=prep.dtype)
+
+        def block(sl):
+            out[sl] = self._block_log_prob(X[sl], prep)
+
+        map_row_blocks(block, n, self._block_size(d, prep.path), self.n_threads)
+        return out

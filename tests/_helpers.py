@@ -1,0 +1,30 @@
+"""Small data generators shared by the tests (no expected values live here)."""
+
+import numpy as np
+
+
+def blobs(n=300, d=3, k=3, sep=5.0, seed=0, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(scale=sep, size=(k, d))
+    labels = rng.integers(k, size=n)
+    A = rng.normal(size=(k, d, d)) * 0.3 + np.eye(d)
+    X = centers[labels] + np.einsum("nij,nj->ni", A[labels], rng.normal(size=(n, d)))
+    return X.astype(dtype), labels
+
+
+def random_params(k, d, covariance_type, seed=0, scale=1.0):
+    """Random valid Gaussian-mixture parameters as sklearn init arrays."""
+    rng = np.random.default_rng(seed)
+    w = rng.dirichlet(np.ones(k) * 2)
+    means = rng.normal(scale=scale, size=(k, d))
+    if covariance_type == "full":
+        A = rng.normal(size=(k, d, d)) * 0.4
+        prec = np.einsum("kij,klj->kil", A, A) + np.eye(d)
+    elif covariance_type == "tied":
+        A = rng.normal(size=(d, d)) * 0.4
+        prec = A @ A.T + np.eye(d)
+    elif covariance_type == "diag":
+        prec = rng.uniform(0.5, 2.0, size=(k, d))
+    else:
+        prec = rng.uniform(0.5, 2.0, size=k)
+    return w, means, prec

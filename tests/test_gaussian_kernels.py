@@ -1,0 +1,160 @@
+"""Kernels against their NumPy reference twins, and the fast path against the exact one."""
+
+import numpy as np
+import pytest
+from scipy.special import logsumexp
+from scipy.stats import multivariate_normal
+
+from emkit.kernels import gaussian as kern
+from emkit.models.gaussian import (
+    GaussianModel,
+    GaussianParams,
+    precision_cholesky_from_precisions,
+)
+
+from ._helpers import blobs, random_params
+
+COV_TYPES = ["full", "tied", "diag", "spherical"]
+DTYPES = [np.float32, np.float64]
+
+
+def _params(k, d, ct, seed=0, scale=1.0):
+    w, m, p = random_params(k, d, ct, seed=seed, scale=scale)
+    return GaussianParams(w, m, precision_cholesky_from_precisions(p, ct), ct)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("d", [1, 2, 7])
+def test_feature_kernels_equal_numpy_twins(dtype, d):
+    rng = np.random.default_rng(d)
+    X = rng.normal(size=(33, d)).astype(dtype)
+    c = rng.normal(size=d)
+    np.testing.assert_array_equal(kern.quad_features(X, c), kern.quad_features_ref(X, c))
+    np.testing.assert_array_equal(kern.square_features(X, c), kern.square_features_ref(X, c))
+    assert kern.quad_features(X, c).dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_normalize_log_prob_equals_scipy(dtype):
+    rng = np.random.default_rng(0)
+    L = (rng.normal(size=(40, 5)) * 30).astype(dtype)
+    w = rng.uniform(0.1, 2.0, size=40).astype(dtype)
+    ref_lse = logsumexp(L.astype(np.float64), axis=1)
+    ref_r = np.exp(L.astype(np.float64) - ref_lse[:, None])
+    with np.errstate(divide="ignore"):
+        ref_ent = -np.sum(w[:, None] * np.where(ref_r > 0, ref_r * np.log(ref_r), 0.0))
+    R, lse, sum_lse, ent = kern.normalize_log_prob(L.copy(), w)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(lse, ref_lse, rtol=tol)
+    np.testing.assert_allclose(R, ref_r, atol=tol)
+    assert sum_lse == pytest.approx(np.dot(w, ref_lse), rel=tol)
+    assert ent == pytest.approx(ref_ent, rel=10 * tol, abs=10 * tol)
+
+
+@pytest.mark.parametrize("ct", COV_TYPES)
+@pytest.mark.parametrize("path", ["fast", "exact"])
+def test_log_prob_equals_scipy_multivariate_normal(ct, path):
+    X, _ = blobs(n=60, d=3, k=2, seed=1)
+    params = _params(2, 3, ct, seed=2)
+    model = GaussianModel(ct, center=X.mean(0), path=path)
+    cov = params.get_covariances()
+    ref = np.column_stack([
+        np.log(params.weights[k]) + multivariate_normal(
+            params.means[k],
+            {"full": lambda: cov[k], "tied": lambda: cov,
+             "diag": lambda: np.diag(cov[k]), "spherical": lambda: cov[k] * np.eye(3)}[ct](),
+        ).logpdf(X)
+        for k in range(2)
+    ])
+    np.testing.assert_allclose(model.log_prob(params, X), ref, rtol=1e-10, atol=1e-10)
+
+
+def _compare_stats(model_a, model_b, params, X, w, rtol):
+    sa, _ = model_a.e_step(params, X, w)
+    sb, _ = model_b.e_step(params, X, w)
+    assert sa.log_evidence == pytest.approx(sb.log_evidence, rel=rtol)
+    assert sa.entropy == pytest.approx(sb.entropy, rel=rtol, abs=rtol)
+    pa, pb = model_a.m_step(sa), model_b.m_step(sb)
+    np.testing.assert_allclose(pa.weights, pb.weights, rtol=rtol)
+    np.testing.assert_allclose(pa.means, pb.means, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(pa.get_covariances(), pb.get_covariances(), rtol=rtol, atol=rtol)
+    # the ELBO from statistics agrees whichever path produced them
+    assert model_a.elbo(pa, sa) == pytest.approx(model_b.elbo(pb, sb), rel=rtol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ct", COV_TYPES)
+def test_fast_path_equals_exact_path(ct, dtype):
+    X, _ = blobs(n=500, d=4, k=3, seed=3, dtype=dtype)
+    w = np.random.default_rng(0).uniform(0, 2, size=500).astype(dtype)
+    params = _params(3, 4, ct, seed=4)
+    # means on data points, so every component has a real share of the data
+    params = params.replace(means=X[[0, 1, 2]].astype(np.float64))
+    kw = dict(covariance_type=ct, center=X.mean(0).astype(np.float64), dtype=np.dtype(dtype),
+              block_size=128)
+    fast, exact = GaussianModel(path="fast", **kw), GaussianModel(path="exact", **kw)
+    assert fast.prepare(params).path == "fast" and exact.prepare(params).path == "exact"
+    _compare_stats(fast, exact, params, X, w, 1e-4 if dtype == np.float32 else 1e-8)
+
+
+@pytest.mark.parametrize("ct", COV_TYPES)
+def test_auto_falls_back_to_exact_far_from_centre(ct):
+    """Components far from the data centre make the quadratic form cancel: auto uses exact."""
+    rng = np.random.default_rng(0)
+    d = 3
+    X = np.vstack([rng.normal(size=(200, d)) * 1e-3 + 1e3, rng.normal(size=(200, d)) * 1e-3])
+    means = np.array([np.full(d, 1e3), np.zeros(d)])
+    prec = {"full": np.array([np.eye(d) * 1e6] * 2), "tied": np.eye(d) * 1e6,
+            "diag": np.full((2, d), 1e6), "spherical": np.full(2, 1e6)}[ct]
+    params = GaussianParams(np.array([0.5, 0.5]), means,
+                            precision_cholesky_from_precisions(prec, ct), ct)
+    center = X.mean(0)
+    auto = GaussianModel(ct, center=center)
+    assert auto.prepare(params).path == "exact"
+    # the exact path is right: compare log-evidence with scipy
+    cov = 1e-6 * np.eye(d)
+    ref = logsumexp(np.column_stack([
+        np.log(0.5) + multivariate_normal(means[k], cov).logpdf(X) for k in range(2)
+    ]), axis=1).sum()
+    s_auto, _ = auto.e_step(params, X)
+    assert s_auto.log_evidence == pytest.approx(ref, rel=1e-9)
+    # per row: exact is accurate, the fast path really would have lost accuracy here
+    ref_rows = np.column_stack([
+        np.log(0.5) + multivariate_normal(means[k], cov).logpdf(X) for k in range(2)
+    ])
+    ref_rows = logsumexp(ref_rows, axis=1)
+    exact_err = np.abs(logsumexp(auto.log_prob(params, X), axis=1) - ref_rows).max()
+    fast = GaussianModel(ct, center=center, path="fast")
+    fast_err = np.abs(logsumexp(fast.log_prob(params, X), axis=1) - ref_rows).max()
+    assert exact_err < 1e-8
+    assert fast_err > 1e-6
+
+
+@pytest.mark.parametrize("ct", COV_TYPES)
+@pytest.mark.parametrize("path", ["fast", "exact"])
+def test_chunked_statistics_equal_batch(ct, path):
+    X, _ = blobs(n=301, d=3, k=2, seed=5)
+    w = np.random.default_rng(1).uniform(0, 3, size=301)
+    params = _params(2, 3, ct, seed=6)
+    model = GaussianModel(ct, center=X.mean(0), path=path)
+    whole, _ = model.e_step(params, X, w)
+    parts = [model.e_step(params, X[s], w[s])[0] for s in (slice(0, 100), slice(100, 301))]
+    summed = parts[0] + parts[1]
+    for name in ["nk", "sx", "sxx"]:
+        np.testing.assert_allclose(getattr(summed, name), getattr(whole, name), rtol=1e-12)
+    for name in ["log_evidence", "entropy", "total_weight"]:
+        assert getattr(summed, name) == pytest.approx(getattr(whole, name), rel=1e-12)
+    blended = parts[0].blend(0.25, parts[1])
+    np.testing.assert_allclose(blended.nk, 0.75 * parts[0].nk + 0.25 * parts[1].nk)
+
+
+def test_threads_reduce_in_fixed_order():
+    X, _ = blobs(n=5000, d=5, k=4, seed=7)
+    params = _params(4, 5, "full", seed=8)
+    a = GaussianModel("full", center=X.mean(0), block_size=300, n_threads=2)
+    b = GaussianModel("full", center=X.mean(0), block_size=300, n_threads=2)
+    sa, sb = a.e_step(params, X)[0], b.e_step(params, X)[0]
+    np.testing.assert_array_equal(sa.sxx, sb.sxx)
+    assert sa.log_evidence == sb.log_evidence
+    one = GaussianModel("full", center=X.mean(0), block_size=300, n_threads=1).e_step(params, X)[0]
+    np.testing.assert_allclose(one.sxx, sa.sxx, rtol=1e-12)

@@ -29,6 +29,9 @@ import numpy as np
 from .._jit import jit
 
 __all__ = [
+    "col_max_subtract",
+    "col_max_subtract_ref",
+    "normalize_log_prob_t",
     "quad_features",
     "quad_features_ref",
     "square_features",
@@ -48,60 +51,85 @@ def n_features_quad(n_features: int, covariance_type: str) -> int:
     return 2 * d + 1
 
 
-def _quad_features(X, center, out):
-    """Quadratic features of centred rows.
+def _quad_features_t(X, center, out):
+    """Quadratic features of centred rows, one column per row (``F x B``).
 
     NumPy equivalent (``quad_features_ref``)::
 
         Y = X - center
         i, j = np.triu_indices(D)
-        out[:] = np.hstack([Y[:, i] * Y[:, j], Y, np.ones((B, 1))])
+        out[:] = np.hstack([Y[:, i] * Y[:, j], Y, np.ones((B, 1))]).T
+
+    The transposed layout makes every feature a contiguous row, so the products vectorise,
+    and the block's two GEMMs read it as ``W^T @ Phi^T`` and ``Phi^T @ R``.
     """
-    n, d = X.shape
-    y = np.empty(d, dtype=out.dtype)
-    last = out.shape[1] - 1
-    for r in range(n):
+    b, d = X.shape
+    Y = np.empty((d, b), dtype=out.dtype)
+    for r in range(b):
         for i in range(d):
-            y[i] = X[r, i] - center[i]
-        col = 0
-        for i in range(d):
-            yi = y[i]
-            for j in range(i, d):
-                out[r, col] = yi * y[j]
-                col += 1
-        for i in range(d):
-            out[r, col + i] = y[i]
-        out[r, last] = 1.0
+            Y[i, r] = X[r, i] - center[i]
+    col = 0
+    for i in range(d):
+        for j in range(i, d):
+            for r in range(b):
+                out[col, r] = Y[i, r] * Y[j, r]
+            col += 1
+    for i in range(d):
+        for r in range(b):
+            out[col, r] = Y[i, r]
+        col += 1
+    for r in range(b):
+        out[col, r] = 1.0
 
 
-def _square_features(X, center, out):
-    """Diagonal features of centred rows.
+def _square_features_t(X, center, out):
+    """Diagonal features of centred rows, one column per row (``F x B``).
 
     NumPy equivalent (``square_features_ref``)::
 
         Y = X - center
-        out[:] = np.hstack([Y * Y, Y, np.ones((B, 1))])
+        out[:] = np.hstack([Y * Y, Y, np.ones((B, 1))]).T
     """
-    n, d = X.shape
-    last = out.shape[1] - 1
-    for r in range(n):
+    b, d = X.shape
+    for r in range(b):
         for i in range(d):
-            yi = X[r, i] - center[i]
-            out[r, i] = yi * yi
-            out[r, d + i] = yi
-        out[r, last] = 1.0
+            y = X[r, i] - center[i]
+            out[i, r] = y * y
+            out[d + i, r] = y
+        out[2 * d, r] = 1.0
 
 
-_quad_features_jit = jit(_quad_features)
-_square_features_jit = jit(_square_features)
+def _col_max_subtract(L):
+    """Subtract each column's maximum from it, in place; return the maxima.
+
+    NumPy equivalent::
+
+        mx = L.max(axis=0)
+        L -= mx
+    """
+    k, b = L.shape
+    mx = L[0].copy()
+    for j in range(1, k):
+        for r in range(b):
+            if L[j, r] > mx[r]:
+                mx[r] = L[j, r]
+    for j in range(k):
+        for r in range(b):
+            L[j, r] -= mx[r]
+    return mx
+
+
+_quad_features_t_jit = jit(_quad_features_t)
+_square_features_t_jit = jit(_square_features_t)
+_col_max_subtract_jit = jit(_col_max_subtract)
 
 
 def quad_features(X, center, out=None):
-    """Quadratic features ``[y_i y_j (i <= j), y, 1]`` of ``y = X - center`` (Numba)."""
+    """Quadratic features ``[y_i y_j (i <= j), y, 1]`` of ``y = X - center``, as ``F x B``."""
     n, d = X.shape
     if out is None:
-        out = np.empty((n, n_features_quad(d, "full")), dtype=X.dtype)
-    _quad_features_jit(X, center.astype(X.dtype, copy=False), out)
+        out = np.empty((n_features_quad(d, "full"), n), dtype=X.dtype)
+    _quad_features_t_jit(X, center.astype(X.dtype, copy=False), out)
     return out
 
 
@@ -109,22 +137,50 @@ def quad_features_ref(X, center):
     """NumPy twin of :func:`quad_features`."""
     Y = X - center.astype(X.dtype, copy=False)
     i, j = np.triu_indices(X.shape[1])
-    return np.hstack([Y[:, i] * Y[:, j], Y, np.ones((X.shape[0], 1), dtype=X.dtype)])
+    return np.hstack([Y[:, i] * Y[:, j], Y, np.ones((X.shape[0], 1), dtype=X.dtype)]).T
 
 
 def square_features(X, center, out=None):
-    """Diagonal features ``[y^2, y, 1]`` of ``y = X - center`` (Numba)."""
+    """Diagonal features ``[y^2, y, 1]`` of ``y = X - center``, as ``F x B``."""
     n, d = X.shape
     if out is None:
-        out = np.empty((n, 2 * d + 1), dtype=X.dtype)
-    _square_features_jit(X, center.astype(X.dtype, copy=False), out)
+        out = np.empty((2 * d + 1, n), dtype=X.dtype)
+    _square_features_t_jit(X, center.astype(X.dtype, copy=False), out)
     return out
 
 
 def square_features_ref(X, center):
     """NumPy twin of :func:`square_features`."""
     Y = X - center.astype(X.dtype, copy=False)
-    return np.hstack([Y * Y, Y, np.ones((X.shape[0], 1), dtype=X.dtype)])
+    return np.hstack([Y * Y, Y, np.ones((X.shape[0], 1), dtype=X.dtype)]).T
+
+
+def col_max_subtract(L):
+    """Numba kernel: ``mx = L.max(axis=0); L -= mx; return mx`` (in place)."""
+    return _col_max_subtract_jit(L)
+
+
+def col_max_subtract_ref(L):
+    """NumPy twin of :func:`col_max_subtract`."""
+    mx = L.max(axis=0)
+    L -= mx
+    return mx
+
+
+def normalize_log_prob_t(Lt):
+    """Column-wise softmax of ``Lt`` (``K x B``) in place; return ``log_norm`` (B,).
+
+    On return ``Lt`` holds the responsibilities (each column sums to one) and
+    ``log_norm[n] = logsumexp(Lt[:, n])`` of the input. NumPy/SciPy equivalent::
+
+        log_norm = scipy.special.logsumexp(Lt, axis=0)
+        Lt[:] = np.exp(Lt - log_norm)
+    """
+    mx = col_max_subtract(Lt)
+    np.exp(Lt, out=Lt)
+    s = np.ones(Lt.shape[0], dtype=Lt.dtype) @ Lt
+    Lt *= 1.0 / s
+    return mx + np.log(s)
 
 
 def normalize_log_prob(L, sample_weight=None):

@@ -233,7 +233,7 @@ class _Prepared:
     path: str
     dtype: np.dtype
     center: np.ndarray
-    W: np.ndarray | None = None          # fast path: F x K coefficients
+    Wt: np.ndarray | None = None         # fast path: K x F coefficients, data dtype
     means: np.ndarray | None = None      # exact path: K x D, in dtype
     pc: np.ndarray | None = None         # exact path: precisions_cholesky, in dtype
     const: np.ndarray | None = None      # exact path: log w_k + log det U_k - D/2 log 2 pi
@@ -301,7 +301,8 @@ class GaussianModel:
         c = self._center(params.n_features)
         const = params.log_weights() + params.log_det_cholesky() - 0.5 * params.n_features * LOG_2PI
         if self.fast_path_ok(params):
-            return _Prepared("fast", dtype, c.astype(dtype), W=self._coefficients(params, c, const))
+            W = self._coefficients(params, c, const)
+            return _Prepared("fast", dtype, c.astype(dtype), Wt=np.ascontiguousarray(W.T))
         means = params.means.astype(dtype)
         return _Prepared(
             "exact", dtype, c.astype(dtype), means=means,
@@ -331,9 +332,12 @@ class GaussianModel:
     def _block_size(self, d, path):
         if self.block_size is not None:
             return int(self.block_size)
-        f = kern.n_features_quad(d, self.covariance_type) if path == "fast" else 4 * d
         itemsize = np.dtype(self.dtype).itemsize
-        return int(max(256, min(16384, (1 << 21) // (f * itemsize))))
+        if path == "fast":
+            # the block's features (F x B) should stay in cache for the second GEMM
+            f = kern.n_features_quad(d, self.covariance_type)
+            return int(max(64, min(4096, (1 << 18) // (f * itemsize) // 64 * 64)))
+        return int(max(256, min(16384, (1 << 21) // (4 * d * itemsize))))
 
     # ------------------------------------------------------------------ block passes
     def _features(self, Xb, prep):
@@ -341,11 +345,10 @@ class GaussianModel:
             return kern.quad_features(Xb, prep.center)
         return kern.square_features(Xb, prep.center)
 
-    def _block_log_prob(self, Xb, prep, features=None):
+    def _block_log_prob(self, Xb, prep):
         """``log w_k + log N(x_n | k)`` for a block (B x K, in the data's dtype)."""
         if prep.path == "fast":
-            Phi = self._features(Xb, prep) if features is None else features
-            return Phi @ prep.W
+            return (prep.Wt @ self._features(Xb, prep)).T
         ct = self.covariance_type
         k_all = prep.means.shape[0]
         L = np.empty((Xb.shape[0], k_all), dtype=prep.dtype)
@@ -404,12 +407,16 @@ class GaussianModel:
             Xb = X[sl]
             wb = None if w is None else w[sl]
             if prep.path == "fast":
-                Phi = self._features(Xb, prep)
-                L = Phi @ prep.W
-                R, _, ll, ent = kern.normalize_log_prob(L, wb)
+                Phi = self._features(Xb, prep)          # F x B
+                Lt = prep.Wt @ Phi                      # K x B
+                log_norm = kern.normalize_log_prob_t(Lt)
                 if wb is not None:
-                    R *= wb[:, None]
-                return (R.T @ Phi).astype(np.float64), ll, ent
+                    Lt *= wb
+                    ll = float(np.dot(wb.astype(np.float64), log_norm.astype(np.float64)))
+                else:
+                    ll = float(np.sum(log_norm, dtype=np.float64))
+                # entropy is sum_n w_n log_norm_n - <W, G>, computed once after the merge
+                return (Phi @ Lt.T).astype(np.float64), ll, 0.0
             L = self._block_log_prob(Xb, prep)
             R, _, ll, ent = kern.normalize_log_prob(L, wb)
             if wb is not None:
@@ -421,9 +428,12 @@ class GaussianModel:
         ll = float(sum(p[1] for p in parts))
         ent = float(sum(p[2] for p in parts))
         if prep.path == "fast":
-            G = parts[0][0]
+            G = parts[0][0].copy()
             for p in parts[1:]:
-                G = G + p[0]
+                G += p[0]
+            G = G.T  # K x F
+            # H(Q) = sum_n w_n logsumexp_n - sum_nk w_n r_nk phi_n . W_k
+            ent = ll - float(np.sum(G * prep.Wt.astype(np.float64)))
             nk, sx, sxx = self._decode(G, d)
             shift = np.broadcast_to(prep.center.astype(np.float64), (params.n_components, d))
         else:

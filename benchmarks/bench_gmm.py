@@ -1,0 +1,168 @@
+"""emkit.GaussianMixture against sklearn.mixture.GaussianMixture, side by side in one run.
+
+Same data, same initial parameters, same number of iterations (tol=0); reports seconds per
+iteration and the speed-up ratio, emkit's GEMM rate against the machine's measured float64
+GEMM rate, the float32 speed-up, memory added by fit, and first-fit latency in a fresh process.
+
+    python benchmarks/bench_gmm.py            # the issue's configurations
+    python benchmarks/bench_gmm.py --quick    # small, for a smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import subprocess
+import sys
+import time
+import tracemalloc
+import warnings
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.mixture import GaussianMixture as SkGM
+from threadpoolctl import threadpool_info
+
+import emkit
+
+CONFIGS = [
+    # (covariance_type, N, D, K, dtype)
+    ("full", 200_000, 16, 16, np.float64),
+    ("full", 1_000_000, 8, 8, np.float64),
+    ("full", 50_000, 64, 32, np.float64),
+    ("diag", 200_000, 16, 16, np.float64),
+    ("full", 200_000, 16, 16, np.float32),
+]
+QUICK = [("full", 20_000, 8, 4, np.float64), ("diag", 20_000, 8, 4, np.float64),
+         ("full", 20_000, 8, 4, np.float32)]
+
+
+def make_data(n, d, k, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(scale=3.0, size=(k, d))
+    labels = rng.integers(k, size=n)
+    X = centers[labels] + rng.normal(size=(n, d))
+    return X.astype(dtype)
+
+
+def init_params(X, k, ct, seed=0):
+    """Initial parameters from a short sklearn fit (shared by both estimators)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sk = SkGM(k, covariance_type=ct, max_iter=1, random_state=seed,
+                  init_params="kmeans").fit(X[:20_000])
+    return sk.weights_, sk.means_, sk.precisions_
+
+
+def time_fit(est, X, repeats):
+    best = np.inf
+    for _ in range(repeats):
+        t = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est.fit(X)
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def gemm_rate(dtype=np.float64, n=2048):
+    a = np.random.default_rng(0).normal(size=(n, n)).astype(dtype)
+    a @ a
+    t = time.perf_counter()
+    for _ in range(3):
+        a @ a
+    return 3 * 2 * n**3 / (time.perf_counter() - t)
+
+
+def emkit_flops_per_iter(n, d, k, ct):
+    f = d * (d + 1) // 2 + d + 1 if ct in ("full", "tied") else 2 * d + 1
+    return 2 * 2 * n * f * k  # two GEMMs of N x F x K
+
+
+def peak_added(fn):
+    tracemalloc.start()
+    fn()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak
+
+
+FRESH = """
+import time, numpy as np
+t=time.perf_counter()
+from {mod} import GaussianMixture
+X=np.random.default_rng(0).normal(size=(2000,4))
+GaussianMixture(3, random_state=0, max_iter=20).fit(X)
+print(time.perf_counter()-t)
+"""
+
+
+def fresh_process_seconds(mod, repeats=3):
+    out = []
+    for _ in range(repeats):
+        r = subprocess.run([sys.executable, "-c", FRESH.format(mod=mod)], capture_output=True,
+                           text=True, check=True)
+        out.append(float(r.stdout.strip().splitlines()[-1]))
+    return min(out)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--iters", type=int, default=10)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--no-memory", action="store_true")
+    args = ap.parse_args(argv)
+    configs = QUICK if args.quick else CONFIGS
+    blas = ", ".join(f"{i['internal_api']} {i.get('version')} ({i['num_threads']} threads)"
+                     for i in threadpool_info() if i["user_api"] == "blas")
+    print(f"# machine: {platform.processor() or platform.machine()}, "
+          f"{__import__('os').cpu_count()} CPUs; BLAS: {blas}")
+    print(f"# numpy {np.__version__}, sklearn {__import__('sklearn').__version__}, "
+          f"emkit {emkit.__version__}; {args.iters} iterations, best of {args.repeats}")
+    peak64 = gemm_rate(np.float64)
+    print(f"# machine float64 GEMM rate: {peak64 / 1e9:.1f} GFLOP/s")
+    print()
+    head = (f"{'cov':<9}{'N':>9}{'D':>4}{'K':>4} {'dtype':<8}{'sklearn s/it':>13}"
+            f"{'emkit s/it':>12}{'speed-up':>10}{'GFLOP/s':>9}{'% GEMM':>8}")
+    print(head)
+    emkit64 = {}
+    for ct, n, d, k, dtype in configs:
+        X = make_data(n, d, k, dtype)
+        w, m, p = init_params(X, k, ct)
+        kw = dict(covariance_type=ct, max_iter=args.iters, tol=0.0, weights_init=w,
+                  means_init=m, precisions_init=p)
+        t_em = time_fit(emkit.GaussianMixture(k, **kw), X, args.repeats) / args.iters
+        t_sk = time_fit(SkGM(k, **kw), X, args.repeats) / args.iters
+        rate = emkit_flops_per_iter(n, d, k, ct) / t_em
+        key = (ct, n, d, k)
+        extra = ""
+        if dtype == np.float64:
+            emkit64[key] = t_em
+        elif key in emkit64:
+            extra = f"  float32 vs emkit float64: {emkit64[key] / t_em:.2f}x"
+        print(f"{ct:<9}{n:>9}{d:>4}{k:>4} {np.dtype(dtype).name:<8}{t_sk:>13.4f}{t_em:>12.4f}"
+              f"{t_sk / t_em:>9.1f}x{rate / 1e9:>9.1f}{100 * rate / peak64:>7.0f}%{extra}")
+    if not args.no_memory:
+        ct, n, d, k = ("full", 1_000_000, 8, 8) if not args.quick else ("full", 100_000, 8, 8)
+        X = make_data(n, d, k, np.float64)
+        w, m, p = init_params(X, k, ct)
+        kw = dict(covariance_type=ct, max_iter=2, tol=0.0, weights_init=w, means_init=m,
+                  precisions_init=p)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            mem_em = peak_added(lambda: emkit.GaussianMixture(k, **kw).fit(X))
+            mem_sk = peak_added(lambda: SkGM(k, **kw).fit(X))
+        print()
+        print(f"peak memory added by fit (full, N={n}, D={d}, K={k}; data {X.nbytes / 2**20:.0f}"
+              f" MiB): sklearn {mem_sk / 2**20:.0f} MiB ({mem_sk / X.nbytes:.2f}x data), "
+              f"emkit {mem_em / 2**20:.0f} MiB ({mem_em / X.nbytes:.2f}x data); "
+              f"ratio {mem_em / mem_sk:.3f}")
+    t_sk = fresh_process_seconds("sklearn.mixture")
+    t_em = fresh_process_seconds("emkit")
+    print(f"import + first fit in a fresh process (warm Numba cache): sklearn {t_sk:.2f} s, "
+          f"emkit {t_em:.2f} s, ratio {t_em / t_sk:.2f}")
+
+
+if __name__ == "__main__":
+    main()

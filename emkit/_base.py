@@ -12,6 +12,7 @@ from scipy.special import logsumexp
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
+from sklearn.utils.validation import _num_samples
 
 from ._em import CHECK_MONOTONIC, IterationInfo, monotonic_rtol, run_em
 from ._validation import (
@@ -227,13 +228,14 @@ class BaseEMMixture(DensityMixin, BaseEstimator):
 
     def _total_weight(self, X, sample_weight):
         if sample_weight is None:
-            return X.shape[0]
+            return _num_samples(X)
         return float(np.sum(sample_weight))
 
     def bic(self, X, sample_weight=None):
         """Bayesian information criterion on ``X`` (lower is better)."""
         n = self._total_weight(X, sample_weight)
-        return -2 * self.score(X, sample_weight=sample_weight) * n + self._n_parameters() * np.log(n)
+        score = self.score(X, sample_weight=sample_weight)
+        return -2 * score * n + self._n_parameters() * np.log(n)
 
     def aic(self, X, sample_weight=None):
         """Akaike information criterion on ``X`` (lower is better)."""

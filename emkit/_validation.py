@@ -134,7 +134,7 @@ _PRECISION_SHAPES = {
 
 
 def check_precisions(precisions, covariance_type, n_components, n_features):
-    """Check user-provided precisions: shape for the covariance type, symmetric, positive definite."""
+    """Check user-provided precisions: shape, symmetry and positive definiteness."""
     precisions = np.array(precisions, dtype=np.float64, copy=True)
     shape = _PRECISION_SHAPES[covariance_type](n_components, n_features)
     if precisions.shape != shape:

@@ -74,12 +74,16 @@ def test_log_prob_equals_scipy_multivariate_normal(ct, path):
     params = _params(2, 3, ct, seed=2)
     model = GaussianModel(ct, center=X.mean(0), path=path)
     cov = params.get_covariances()
+
+    def cov_matrix(k):
+        if ct == "full":
+            return cov[k]
+        if ct == "tied":
+            return cov
+        return np.diag(cov[k]) if ct == "diag" else cov[k] * np.eye(3)
+
     ref = np.column_stack([
-        np.log(params.weights[k]) + multivariate_normal(
-            params.means[k],
-            {"full": lambda: cov[k], "tied": lambda: cov,
-             "diag": lambda: np.diag(cov[k]), "spherical": lambda: cov[k] * np.eye(3)}[ct](),
-        ).logpdf(X)
+        np.log(params.weights[k]) + multivariate_normal(params.means[k], cov_matrix(k)).logpdf(X)
         for k in range(2)
     ])
     np.testing.assert_allclose(model.log_prob(params, X), ref, rtol=1e-10, atol=1e-10)

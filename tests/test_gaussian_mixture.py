@@ -212,7 +212,7 @@ def test_monotonicity_check_names_iteration_half_step_and_size():
         run_em(_DroppingModel(), None, None, 0, max_iter=3, tol=0.0, check_monotonic="warn")
     run_em(_DroppingModel(), None, None, 0, max_iter=3, tol=0.0, check_monotonic="ignore")
     with pytest.raises(ValueError, match="check_monotonic"):
-        GaussianMixture(check_monotonic="sometimes").fit(np.random.rand(10, 2))
+        GaussianMixture(check_monotonic="sometimes").fit(X_OK)
 
 
 # ----------------------------------------------------------------------------- bad input

@@ -152,30 +152,34 @@ class GaussianMixture(BaseEMMixture):
         )
 
     def _initial_resp(self, X, sample_weight, random_state):
+        """Initial responsibilities as scikit-learn draws them (same random stream).
+
+        Hard assignments are returned as ``(labels, n_components)`` so no ``N x K`` array
+        is built; "random" returns the ``N x K`` soft responsibilities.
+        """
         n, k = X.shape[0], self.n_components
         if self.init_params == "kmeans":
-            resp = np.zeros((n, k), dtype=X.dtype)
             labels = (
                 cluster.KMeans(n_clusters=k, n_init=1, random_state=random_state)
                 .fit(X, sample_weight=sample_weight)
                 .labels_
             )
-            resp[np.arange(n), labels] = 1
-        elif self.init_params == "random":
+            return labels, k
+        if self.init_params == "random":
             resp = np.asarray(random_state.uniform(size=(n, k)), dtype=X.dtype)
             resp /= resp.sum(axis=1)[:, None]
-        elif self.init_params == "random_from_data":
-            resp = np.zeros((n, k), dtype=X.dtype)
+            return resp
+        if self.init_params == "random_from_data":
             p = None if sample_weight is None else sample_weight / sample_weight.sum()
             indices = random_state.choice(n, size=k, replace=False, p=p)
-            resp[indices, np.arange(k)] = 1
         else:  # k-means++
-            resp = np.zeros((n, k), dtype=X.dtype)
             _, indices = kmeans_plusplus(
                 X, k, random_state=random_state, sample_weight=sample_weight
             )
-            resp[indices, np.arange(k)] = 1
-        return resp
+        # each chosen point is its component's only member; the rest belong to none
+        labels = np.full(n, k, dtype=np.intp)
+        labels[indices] = np.arange(k)
+        return labels, k
 
     def _initial_params(self, model, X, sample_weight, random_state):
         ct = self.covariance_type

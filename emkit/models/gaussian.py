@@ -442,17 +442,33 @@ class GaussianModel:
         return GaussianStats(nk, sx, sxx, shift, ll, ent, total_weight), None
 
     def stats_from_resp(self, X, resp, sample_weight=None, shift=None) -> GaussianStats:
-        """Statistics for given responsibilities (initialisation); about ``shift`` (D,)."""
+        """Statistics for given responsibilities (initialisation), about ``shift`` (D,).
+
+        ``resp`` is either an ``N x K`` array or, for hard assignments, a pair
+        ``(labels, n_components)``, which never materialises an ``N x K`` array.
+        """
         n, d = X.shape
-        k_all = resp.shape[1]
+        if isinstance(resp, tuple):
+            labels, k_all = resp
+            labels = np.asarray(labels)
+        else:
+            labels, k_all = None, resp.shape[1]
         s = self._center(d) if shift is None else np.asarray(shift, np.float64)
         shift = np.broadcast_to(s, (k_all, d))
-        Rw = resp if sample_weight is None else resp * sample_weight[:, None]
-        Rw = Rw.astype(X.dtype, copy=False)
-        parts = map_row_blocks(
-            lambda sl: self._stats_about(X[sl], Rw[sl], shift), n,
-            self._block_size(d, "exact"), self.n_threads,
-        )
+
+        def block(sl):
+            if labels is None:
+                Rw = resp[sl].astype(X.dtype, copy=True)
+            else:
+                # label k_all means "no component" (k-means++ seeds: one point each)
+                Rw = np.zeros((sl.stop - sl.start, k_all + 1), dtype=X.dtype)
+                Rw[np.arange(Rw.shape[0]), labels[sl]] = 1
+                Rw = Rw[:, :k_all]
+            if sample_weight is not None:
+                Rw *= sample_weight[sl, None]
+            return self._stats_about(X[sl], Rw, shift)
+
+        parts = map_row_blocks(block, n, self._block_size(d, "exact"), self.n_threads)
         nk, sx, sxx = (sum(p[i] for p in parts[1:]) + parts[0][i] for i in range(3))
         total = float(n if sample_weight is None else np.sum(sample_weight, dtype=np.float64))
         return GaussianStats(nk, sx, sxx, shift, np.nan, np.nan, total)

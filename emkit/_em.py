@@ -7,6 +7,11 @@ A *model* is a small object of pure functions (see ``DESIGN.md``)::
     value = model.elbo(params, stats)                             # no data access
     value = model.objective(params, stats)                        # what m_step maximises
     value = model.log_prior(params)                               # 0 for maximum likelihood
+    value = model.roundoff_scale(params, stats)   # optional: size of the terms summed
+
+``roundoff_scale`` (optional) is the sum of the absolute values of the terms that make up the
+objective; round-off is relative to it, not to the (possibly much smaller) total. Without it
+the objective itself and the total weight set the scale.
 
 ``stats`` carries ``log_evidence`` (``sum_n w_n log p(x_n | theta)``, NaN where intractable) and
 ``total_weight``. ``state`` is per-sample variational state that some models carry between
@@ -76,6 +81,11 @@ class EMResult:
         return float(self.trace.elbo_after_e[-1])
 
 
+def _roundoff_scale(model, params, stats, weight):
+    fn = getattr(model, "roundoff_scale", None)
+    return max(float(fn(params, stats)) if fn is not None else 0.0, weight)
+
+
 def _check_step(before, after, *, scale, rtol, iteration, half, mode):
     """Complain if ``after`` is below ``before`` by more than round-off."""
     if mode == "ignore":
@@ -95,7 +105,7 @@ def _check_step(before, after, *, scale, rtol, iteration, half, mode):
     if drop > allowed:
         msg = (
             f"EM iteration {iteration}: the {half}-step lowered the objective by {drop:.3e} "
-            f"({drop / max(scale, 1e-300):.3e} per sample; round-off allowance {allowed:.1e}). "
+            f"(round-off allowance {allowed:.1e}). "
             "EM never lowers it, so this indicates a numerical problem: check for degenerate "
             "data, increase reg_covar, or use float64."
         )
@@ -161,16 +171,19 @@ def run_em(
     for n_iter in range(1, max_iter + 1):
         new_params = model.m_step(stats)
         elbo_m = float(model.elbo(new_params, stats))
+        size_m = _roundoff_scale(model, new_params, stats, weight)
         _check_step(
             float(model.objective(params, stats)),
             float(model.objective(new_params, stats)),
-            scale=scale, rtol=rtol, iteration=n_iter, half="M", mode=check_monotonic,
+            scale=max(size_m, _roundoff_scale(model, params, stats, weight)),
+            rtol=rtol, iteration=n_iter, half="M", mode=check_monotonic,
         )
         new_stats, state = model.e_step(new_params, X, sample_weight, state)
         new_elbo_e = float(model.elbo(new_params, new_stats))
         _check_step(
             elbo_m, new_elbo_e,
-            scale=scale, rtol=rtol, iteration=n_iter, half="E", mode=check_monotonic,
+            scale=max(size_m, _roundoff_scale(model, new_params, new_stats, weight)),
+            rtol=rtol, iteration=n_iter, half="E", mode=check_monotonic,
         )
         new_log_ev = float(new_stats.log_evidence)
         kl = new_log_ev + float(model.log_prior(new_params)) - elbo_m

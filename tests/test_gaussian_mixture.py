@@ -124,6 +124,7 @@ def test_warm_start_continues_from_fitted_parameters():
     np.testing.assert_allclose(gm.means_, straight.means_, rtol=1e-10)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_fit_predict_equals_fit_then_predict():
     X, _ = blobs(n=200, d=2, k=3, seed=7)
     labels = GaussianMixture(3, random_state=1, max_iter=3, tol=0).fit_predict(X)

@@ -496,30 +496,46 @@ class GaussianModel:
             weights, means, cov, ct, reg_covar=reg, dtype=self.dtype
         )
 
-    def expected_complete_loglik(self, params: GaussianParams, stats: GaussianStats) -> float:
-        """``E_Q[log p(X, Z | theta)]``, linear in the statistics."""
+    def _ecll_terms(self, params: GaussianParams, stats: GaussianStats, absolute=False):
+        """Per-component terms of E_Q[log p(X, Z | theta)]: ``nk * const``, and the three
+        parts of the quadratic form (about each component's shift).
+
+        With ``absolute=True`` every product is taken of absolute values: the size that the
+        round-off of the sums is relative to.
+        """
         ct = self.covariance_type
         d = params.n_features
-        delta = params.means - stats.shift
-        nk = stats.nk
-        pc = params.precisions_cholesky
+        f = np.abs if absolute else (lambda a: a)
+        delta = f(params.means - stats.shift)
+        nk, sx, sxx = stats.nk, f(stats.sx), f(stats.sxx)
         if ct in ("full", "tied"):
-            P = params.precisions()
+            P = f(params.precisions())
             Pk = np.broadcast_to(P, (params.n_components, d, d)) if ct == "tied" else P
-            Psx = np.einsum("kij,kj->ki", Pk, stats.sx)
-            Pd = np.einsum("kij,kj->ki", Pk, delta)
-            quad = (
-                np.einsum("kij,kij->k", Pk, stats.sxx)
-                - 2.0 * np.einsum("ki,ki->k", delta, Psx)
-                + nk * np.einsum("ki,ki->k", delta, Pd)
-            )
+            q_xx = np.einsum("kij,kij->k", Pk, sxx)
+            q_x = np.einsum("ki,ki->k", delta, np.einsum("kij,kj->ki", Pk, sx))
+            q_1 = nk * np.einsum("ki,ki->k", delta, np.einsum("kij,kj->ki", Pk, delta))
         else:
+            pc = params.precisions_cholesky
             p = pc**2 if ct == "diag" else np.repeat((pc**2)[:, None], d, axis=1)
-            quad = np.sum(
-                p * (stats.sxx - 2.0 * delta * stats.sx + nk[:, None] * delta**2), axis=1
-            )
+            q_xx = np.sum(p * sxx, axis=1)
+            q_x = np.sum(p * delta * sx, axis=1)
+            q_1 = nk * np.sum(p * delta**2, axis=1)
         const = params.log_weights() + params.log_det_cholesky() - 0.5 * d * LOG_2PI
-        return float(np.dot(nk, const) - 0.5 * np.sum(quad))
+        return nk * f(const), q_xx, q_x, q_1
+
+    def expected_complete_loglik(self, params: GaussianParams, stats: GaussianStats) -> float:
+        """``E_Q[log p(X, Z | theta)]``, linear in the statistics."""
+        lin, q_xx, q_x, q_1 = self._ecll_terms(params, stats)
+        return float(np.sum(lin) - 0.5 * np.sum(q_xx - 2.0 * q_x + q_1))
+
+    def roundoff_scale(self, params: GaussianParams, stats: GaussianStats) -> float:
+        """Sum of the absolute products that make up the ELBO: its round-off is relative to
+        this, not to the ELBO itself. With collapsed components (precisions ~ 1 / reg_covar)
+        the products are many orders larger than the ELBO they cancel down to.
+        """
+        lin, q_xx, q_x, q_1 = self._ecll_terms(params, stats, absolute=True)
+        total = np.sum(lin) + 0.5 * np.sum(q_xx + 2.0 * q_x + q_1)
+        return float(total + abs(stats.entropy) + abs(stats.log_evidence))
 
     def elbo(self, params: GaussianParams, stats: GaussianStats) -> float:
         """ELBO(Q, theta) = E_Q[log p(X, Z | theta)] + H(Q), from statistics only."""

@@ -320,6 +320,6 @@ def test_cli_demo_prints_the_elbo_table():
     import contextlib
 
     with contextlib.redirect_stdout(buf):
-        assert main(["demo", "--max-iter", "20"]) == 0
+        assert main(["demo"]) == 0
     out = buf.getvalue()
     assert "elbo_after_e" in out and "iris" in out

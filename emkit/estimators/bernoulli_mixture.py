@@ -8,7 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn import cluster
 from sklearn.cluster import kmeans_plusplus
-from sklearn.utils import check_random_state
+from sklearn.utils import ClassifierTags, check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from .._base import BaseEMMixture
@@ -65,6 +65,39 @@ def _check_binary(X):
         f"{bad.size} other value(s), e.g. {bad.flat[0]!r}. Pass binarize=threshold to map "
         "values above the threshold to 1 and the rest to 0."
     )
+
+
+def _row_keys(X):
+    """One bytes key per row of binary ``X`` (dense or CSR), equal iff the rows are equal."""
+    if sp.issparse(X):
+        X = X.copy()  # the caller's matrix is never touched
+        X.eliminate_zeros()
+        X.sort_indices()
+        ind = X.indices.astype(np.int64, copy=False)
+        ptr = X.indptr
+        return np.array([ind[ptr[i] : ptr[i + 1]].tobytes() for i in range(X.shape[0])],
+                        dtype=object)
+    packed = np.packbits(np.asarray(X) != 0, axis=1)
+    return np.ascontiguousarray(packed).view(np.dtype((np.void, packed.shape[1]))).ravel()
+
+
+def _distinct_patterns(X, sample_weight):
+    """The weighted empirical distribution of ``X``: distinct rows in a canonical order.
+
+    Returns ``(Xu, wu)``: the distinct rows with positive weight, sorted by their bit pattern,
+    and their total weights (counts when ``sample_weight`` is None). The initialisation runs
+    on these, so a fit depends on the data only through the weighted empirical distribution:
+    it is the same whatever the row order, and integer weights are the same as repeated rows
+    (scikit-learn's ``check_sample_weight_equivalence``). It also makes the initialisation
+    cheap on latent class data, which have few distinct response patterns.
+    """
+    n = X.shape[0]
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    keep = np.flatnonzero(w > 0)
+    keys = _row_keys(X[keep] if keep.size < n else X)
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    wu = np.bincount(inverse.ravel(), weights=w[keep], minlength=first.size)
+    return X[keep[first]], wu.astype(X.dtype)
 
 
 class BernoulliMixture(BaseEMMixture):
@@ -190,6 +223,12 @@ class BernoulliMixture(BaseEMMixture):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
+        # Not a classifier, but scikit-learn's sparse-input check reads
+        # ``classifier_tags.multi_class`` of every estimator that has ``predict_proba`` to know
+        # how many columns to expect (2 if False, more otherwise). Ours has n_components.
+        tags.classifier_tags = ClassifierTags(
+            multi_class=self.n_components != 2, multi_label=False, poor_score=True
+        )
         return tags
 
     # ---------------------------------------------------------------- input
@@ -258,8 +297,11 @@ class BernoulliMixture(BaseEMMixture):
     def _initial_params(self, model, X, sample_weight, random_state):
         if self._weights_init is not None and self._means_init is not None:
             return BernoulliParams(self._weights_init, self._means_init)
-        resp = self._initial_resp(X, sample_weight, random_state)
-        params = model.m_step(model.stats_from_resp(X, resp, sample_weight))
+        Xu, wu = _distinct_patterns(X, sample_weight)
+        if Xu.shape[0] < self.n_components:  # too few distinct patterns: use the rows
+            Xu, wu = X, sample_weight
+        resp = self._initial_resp(Xu, wu, random_state)
+        params = model.m_step(model.stats_from_resp(Xu, resp, wu))
         if self._weights_init is not None:
             params = params.replace(weights=self._weights_init)
         if self._means_init is not None:

@@ -108,3 +108,22 @@ def test_e_step_blocks_and_chunks_add_up(dtype):
             assert s.total_weight == batch.total_weight
     half = batch.blend(0.5, batch)
     np.testing.assert_allclose(half.sx, batch.sx)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_csr_fused_kernels_match_twins(dtype, weighted):
+    X, W, c, _ = _problem(dtype, n=120, d=9, k=5)
+    W *= 5  # spread the log-probabilities so that some responsibilities underflow
+    Xs = sp.csr_matrix(X)
+    L, row_max = kern.csr_centered_log_prob(Xs, W, c, 7, 101)
+    L_ref, max_ref = kern.csr_centered_log_prob_ref(Xs, W, c, 7, 101)
+    np.testing.assert_allclose(L, L_ref, **TOL[dtype])
+    np.testing.assert_allclose(row_max, max_ref, **TOL[dtype])
+    assert np.all(L <= 0) and np.all(L.max(axis=1) == 0)
+    w = np.random.default_rng(4).random(94).astype(dtype) if weighted else None
+    E = np.exp(L)
+    ref = kern.csr_resp_stats_ref(Xs, 7, 101, L, E.copy(), row_max, w)
+    got = kern.csr_resp_stats(Xs, 7, 101, L, E, row_max, w)
+    for g, r in zip(got, ref, strict=True):
+        np.testing.assert_allclose(g, r, rtol=TOL[dtype]["rtol"] * 10, atol=TOL[dtype]["atol"])

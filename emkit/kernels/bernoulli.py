@@ -37,6 +37,10 @@ __all__ = [
     "csr_log_prob_ref",
     "csr_weighted_sum",
     "csr_weighted_sum_ref",
+    "csr_centered_log_prob",
+    "csr_centered_log_prob_ref",
+    "csr_resp_stats",
+    "csr_resp_stats_ref",
     "dense_block_stats",
     "csr_block_stats",
     "block_stats_ref",
@@ -95,6 +99,79 @@ def _csr_weighted_sum(data, indices, indptr, start, stop, R, out):
                 out[j, k] += v * R[r, k]
 
 
+def _csr_centered_log_prob(data, indices, indptr, start, stop, W, c, out, row_max):
+    """Log-probabilities of CSR rows ``start:stop``, each row shifted by its maximum.
+
+    NumPy equivalent (``csr_centered_log_prob_ref``)::
+
+        L = X[start:stop] @ W + c
+        row_max[:] = L.max(axis=1)
+        out[:] = L - row_max[:, None]
+    """
+    n_comp = W.shape[1]
+    for i in range(start, stop):
+        r = i - start
+        for k in range(n_comp):
+            out[r, k] = c[k]
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            v = data[p]
+            for k in range(n_comp):
+                out[r, k] += v * W[j, k]
+        m = out[r, 0]
+        for k in range(1, n_comp):
+            if out[r, k] > m:
+                m = out[r, k]
+        row_max[r] = m
+        for k in range(n_comp):
+            out[r, k] -= m
+
+
+def _csr_resp_stats(data, indices, indptr, start, stop, L, E, row_max, w, weighted, sxT, nk):
+    """Responsibilities and statistics of CSR rows ``start:stop`` from ``E = exp(L)``.
+
+    ``L`` holds the row-max-shifted log-probabilities, ``E = np.exp(L)`` (computed in NumPy,
+    whose vector exp is 3x faster than Numba's scalar one here). ``E`` is overwritten with
+    the weighted responsibilities; ``sxT`` (D x K) and ``nk`` (K,) are accumulated into.
+    Returns ``(sum_n w_n log p(x_n), -sum_n w_n sum_k r_nk log r_nk)``.
+
+    NumPy equivalent (``csr_resp_stats_ref``)::
+
+        s = E.sum(axis=1)
+        R = E / s[:, None]
+        log_px = row_max + np.log(s)
+        entropy_n = np.log(s) - (E * L).sum(axis=1) / s
+        E[:] = R * w[:, None]
+        nk += E.sum(axis=0)
+        sxT += X[start:stop].T @ E
+        return w @ log_px, w @ entropy_n
+    """
+    n_comp = L.shape[1]
+    ll = 0.0
+    ent = 0.0
+    for i in range(start, stop):
+        r = i - start
+        s = 0.0
+        el = 0.0
+        for k in range(n_comp):
+            s += E[r, k]
+            el += E[r, k] * L[r, k]
+        wi = w[r] if weighted else 1.0
+        log_s = np.log(s)
+        ll += wi * (row_max[r] + log_s)
+        ent += wi * (log_s - el / s)
+        f = wi / s
+        for k in range(n_comp):
+            E[r, k] *= f
+            nk[k] += E[r, k]
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            v = data[p]
+            for k in range(n_comp):
+                sxT[j, k] += v * E[r, k]
+    return ll, ent
+
+
 def _is_binary(values):
     """Whether every entry of the 1-D array ``values`` is 0 or 1.
 
@@ -110,6 +187,8 @@ def _is_binary(values):
 _csr_log_prob_jit = jit(_csr_log_prob)
 _csr_weighted_sum_jit = jit(_csr_weighted_sum)
 _is_binary_jit = jit(_is_binary)
+_csr_centered_log_prob_jit = jit(_csr_centered_log_prob)
+_csr_resp_stats_jit = jit(_csr_resp_stats)
 
 
 def csr_log_prob(X, W, c, start=0, stop=None, out=None):
@@ -152,6 +231,58 @@ def csr_weighted_sum_ref(X, R, start=0, stop=None):
     return np.asarray(X[start:stop].T @ R.astype(X.dtype))
 
 
+def csr_centered_log_prob(X, W, c, start=0, stop=None):
+    """``(L - L.max(1)[:, None], L.max(1))`` for ``L = X[start:stop] @ W + c`` (Numba, CSR)."""
+    stop = X.shape[0] if stop is None else stop
+    dtype = X.dtype
+    out = np.empty((stop - start, W.shape[1]), dtype=dtype)
+    row_max = np.empty(stop - start, dtype=dtype)
+    _csr_centered_log_prob_jit(
+        X.data, X.indices, X.indptr, start, stop,
+        np.ascontiguousarray(W, dtype=dtype), np.ascontiguousarray(c, dtype=dtype), out, row_max,
+    )
+    return out, row_max
+
+
+def csr_centered_log_prob_ref(X, W, c, start=0, stop=None):
+    """NumPy/SciPy twin of :func:`csr_centered_log_prob`."""
+    L = csr_log_prob_ref(X, W, c, start, stop)
+    row_max = L.max(axis=1)
+    return L - row_max[:, None], row_max
+
+
+def csr_resp_stats(X, start, stop, L, E, row_max, sample_weight=None, sxT=None, nk=None):
+    """Weighted responsibilities and statistics of CSR rows from ``E = exp(L)`` (Numba).
+
+    Overwrites ``E`` with the weighted responsibilities; accumulates into ``sxT`` (D x K,
+    ``X``'s dtype) and ``nk`` (K, float64), allocated when not given. Returns
+    ``(nk, sxT, log_evidence, entropy)``.
+    """
+    k = L.shape[1]
+    if sxT is None:
+        sxT = np.zeros((X.shape[1], k), dtype=X.dtype)
+    if nk is None:
+        nk = np.zeros(k, dtype=np.float64)
+    weighted = sample_weight is not None
+    w = np.asarray(sample_weight, dtype=X.dtype) if weighted else np.empty(0, dtype=X.dtype)
+    ll, ent = _csr_resp_stats_jit(
+        X.data, X.indices, X.indptr, start, stop, L, E, row_max, w, weighted, sxT, nk
+    )
+    return nk, sxT, float(ll), float(ent)
+
+
+def csr_resp_stats_ref(X, start, stop, L, E, row_max, sample_weight=None):
+    """NumPy/SciPy twin of :func:`csr_resp_stats` (returns the same, ``E`` untouched)."""
+    n = stop - start
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    s = E.sum(axis=1)
+    R = E / s[:, None] * w[:, None]
+    log_px = row_max + np.log(s)
+    ent_n = np.log(s) - (E * L).sum(axis=1) / s
+    sxT = np.asarray(X[start:stop].T @ R)
+    return R.sum(axis=0), sxT, float(w @ log_px), float(w @ ent_n)
+
+
 def is_binary(values) -> bool:
     """Whether every entry of ``values`` (any shape) is 0 or 1 (Numba, no temporaries)."""
     values = np.asarray(values)
@@ -185,16 +316,19 @@ def dense_block_stats(Xb, W, c, sample_weight=None):
 
 
 def csr_block_stats(X, start, stop, W, c, sample_weight=None, sx_out=None):
-    """Statistics of CSR rows ``start:stop`` (two Numba kernels, no densifying).
+    """Statistics of CSR rows ``start:stop`` (two Numba kernels around NumPy's exp).
 
+    :func:`csr_centered_log_prob`, ``np.exp``, :func:`csr_resp_stats`: one pass over the
+    non-zeros for each product, never densifying ``X``; the row-wise normalisation is fused
+    into the kernels, which measured 2-3x faster than ``normalize_log_prob`` on N x K
+    blocks with K=20 (the CSR E-step is bound by this N x K work, not by the products).
     ``sample_weight`` holds the weights of those rows. ``sx`` is accumulated, transposed
     (D x K, in ``X``'s dtype), into ``sx_out`` when given. Returns
     ``(nk, sxT, log_evidence, entropy)``.
     """
-    L = csr_log_prob(X, W, c, start, stop)
-    R, nk, ll, ent = _finish_block(L, sample_weight)
-    sxT = csr_weighted_sum(X, R, start, stop, out=sx_out)
-    return nk, sxT, ll, ent
+    L, row_max = csr_centered_log_prob(X, W, c, start, stop)
+    E = np.exp(L)
+    return csr_resp_stats(X, start, stop, L, E, row_max, sample_weight, sxT=sx_out)
 
 
 def block_stats_ref(X, log_weights, log_mu, log1m_mu, sample_weight=None):

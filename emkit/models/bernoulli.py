@@ -111,7 +111,7 @@ class _Prepared:
 
 
 #: target non-zeros per CSR block, and the cap on the per-block D x K accumulators (bytes)
-_CSR_BLOCK_NNZ = 1 << 18
+_CSR_BLOCK_NNZ = 1 << 16
 _CSR_ACCUMULATOR_BYTES = 1 << 26
 
 
@@ -128,7 +128,7 @@ class BernoulliModel:
         Precision of the passes over the data (float32 or float64).
     block_size : int, optional
         Rows per block (default: dense blocks of about 2 MB of ``X``; CSR blocks of about
-        2**18 non-zeros, at most as many as keep the per-block D x K sums within 64 MB).
+        2**16 non-zeros, at most as many as keep the per-block D x K sums within 64 MB).
     n_threads : int, optional
         Threads over row blocks (default: the usable CPU count).
     """
@@ -159,7 +159,7 @@ class BernoulliModel:
         if n == 0:
             return 1
         per_row = max(X.nnz / n, 1e-3)
-        rows = int(max(256, _CSR_BLOCK_NNZ / per_row))
+        rows = int(max(1024, _CSR_BLOCK_NNZ / per_row))
         max_blocks = max(2, _CSR_ACCUMULATOR_BYTES // max(1, d * k * X.dtype.itemsize))
         return max(rows, -(-n // max_blocks))
 

@@ -13,7 +13,7 @@ flat prior (maximum likelihood). With ``alpha = 0`` this is plain maximum likeli
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -33,6 +33,18 @@ class BernoulliParams:
 
     weights: np.ndarray
     means: np.ndarray
+    _logs: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def logs(self, dtype=np.float64):
+        """``(log mu, log(1 - mu))`` as :func:`log_means` gives them, computed once per dtype.
+
+        The E-step, the ELBO, the objective and the prior all need them; for K x D in the
+        millions (sparse text-like data) recomputing them dominated an iteration.
+        """
+        key = np.dtype(dtype).str
+        if key not in self._logs:
+            self._logs[key] = log_means(self.means, dtype)
+        return self._logs[key]
 
     @property
     def n_components(self) -> int:
@@ -141,7 +153,7 @@ class BernoulliModel:
     # ------------------------------------------------------------------ preparation
     def prepare(self, params: BernoulliParams) -> _Prepared:
         """The product form's coefficients, computed once per E-step."""
-        log_mu, log1m = log_means(params.means, self.dtype)
+        log_mu, log1m = params.logs(self.dtype)
         W = np.ascontiguousarray((log_mu - log1m).T, dtype=self.dtype)
         c = (params.log_weights() + log1m.sum(axis=1)).astype(self.dtype)
         return _Prepared(W, c)
@@ -228,7 +240,7 @@ class BernoulliModel:
 
     def expected_complete_loglik(self, params: BernoulliParams, stats: BernoulliStats) -> float:
         """``E_Q[log p(X, Z | theta)]``, linear in the statistics."""
-        log_mu, log1m = log_means(params.means, self.dtype)
+        log_mu, log1m = params.logs(self.dtype)
         nk = stats.nk
         return float(
             np.dot(nk, params.log_weights())
@@ -241,7 +253,7 @@ class BernoulliModel:
         a = float(self.alpha)
         if a == 0.0:
             return 0.0
-        log_mu, log1m = log_means(params.means, self.dtype)
+        log_mu, log1m = params.logs(self.dtype)
         return float(a * (np.sum(log_mu) + np.sum(log1m)) - log_mu.size * betaln(a + 1, a + 1))
 
     def elbo(self, params: BernoulliParams, stats: BernoulliStats) -> float:

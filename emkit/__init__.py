@@ -7,9 +7,11 @@ lower bound, records both half-steps in a :class:`Trace` and checks that neither
 from ._em import IterationInfo
 from ._exceptions import MonotonicityError, MonotonicityWarning
 from ._trace import Trace
+from .estimators.bernoulli_mixture import BernoulliMixture
 from .estimators.gaussian_mixture import GaussianMixture
 
 __all__ = [
+    "BernoulliMixture",
     "GaussianMixture",
     "IterationInfo",
     "MonotonicityError",

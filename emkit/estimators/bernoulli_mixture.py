@@ -1,0 +1,370 @@
+"""``emkit.BernoulliMixture``: latent class analysis / mixtures of multivariate Bernoullis."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn import cluster
+from sklearn.cluster import kmeans_plusplus
+from sklearn.utils import ClassifierTags, check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from .._base import BaseEMMixture
+from .._validation import (
+    check_choice,
+    check_fit_data,
+    check_means,
+    check_predict_data,
+    check_real,
+    check_weights,
+)
+from ..kernels.bernoulli import is_binary
+from ..models.bernoulli import BernoulliModel, BernoulliParams
+
+__all__ = ["BernoulliMixture"]
+
+INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
+
+
+def _check_binarize(binarize):
+    if binarize is None:
+        return None
+    if (
+        isinstance(binarize, bool)
+        or not isinstance(binarize, numbers.Real)
+        or not np.isfinite(binarize)
+    ):
+        raise ValueError(f"binarize must be None or a finite real threshold, got {binarize!r}.")
+    return float(binarize)
+
+
+def _binarize(X, threshold):
+    """``X > threshold`` as 0/1 in ``X``'s dtype: a new array, ``X`` is never modified."""
+    if sp.issparse(X):
+        if threshold < 0:
+            raise ValueError(
+                f"binarize={threshold!r} would turn the implicit zeros of a sparse X into ones: "
+                "use a threshold >= 0 with sparse input."
+            )
+        out = X.copy()
+        out.data = (out.data > threshold).astype(X.dtype)
+        out.eliminate_zeros()
+        return out
+    return (X > threshold).astype(X.dtype)
+
+
+def _check_binary(X):
+    values = X.data if sp.issparse(X) else X
+    if is_binary(values):
+        return X
+    bad = values[(values != 0) & (values != 1)]
+    raise ValueError(
+        "BernoulliMixture needs binary data (every entry 0 or 1), but X contains "
+        f"{bad.size} other value(s), e.g. {bad.flat[0]!r}. Pass binarize=threshold to map "
+        "values above the threshold to 1 and the rest to 0."
+    )
+
+
+def _row_keys(X):
+    """One bytes key per row of binary ``X`` (dense or CSR), equal iff the rows are equal."""
+    if sp.issparse(X):
+        X = X.copy()  # the caller's matrix is never touched
+        X.eliminate_zeros()
+        X.sort_indices()
+        ind = X.indices.astype(np.int64, copy=False)
+        ptr = X.indptr
+        return np.array([ind[ptr[i] : ptr[i + 1]].tobytes() for i in range(X.shape[0])],
+                        dtype=object)
+    packed = np.packbits(np.asarray(X) != 0, axis=1)
+    return np.ascontiguousarray(packed).view(np.dtype((np.void, packed.shape[1]))).ravel()
+
+
+def _distinct_patterns(X, sample_weight):
+    """The weighted empirical distribution of ``X``: distinct rows in a canonical order.
+
+    Returns ``(Xu, wu)``: the distinct rows with positive weight, sorted by their bit pattern,
+    and their total weights (counts when ``sample_weight`` is None). The initialisation runs
+    on these, so a fit depends on the data only through the weighted empirical distribution:
+    it is the same whatever the row order, and integer weights are the same as repeated rows
+    (scikit-learn's ``check_sample_weight_equivalence``). It also makes the initialisation
+    cheap on latent class data, which have few distinct response patterns.
+    """
+    n = X.shape[0]
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    keep = np.flatnonzero(w > 0)
+    keys = _row_keys(X[keep] if keep.size < n else X)
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    wu = np.bincount(inverse.ravel(), weights=w[keep], minlength=first.size)
+    return X[keep[first]], wu.astype(X.dtype)
+
+
+class BernoulliMixture(BaseEMMixture):
+    """Mixture of multivariate Bernoullis (latent class analysis) fitted by (MAP-)EM.
+
+    Each component ``k`` has a weight ``w_k`` and a vector of probabilities ``mu_k``; a sample
+    is a vector of independent 0/1 features given its component. Dense arrays and every
+    ``scipy.sparse`` format are accepted; sparse data are never densified (the E-step is one
+    sparse-dense product, ``x . logit(mu) + sum log(1 - mu)``). The per-iteration
+    :class:`~emkit.Trace` records both EM half-steps, and every half-step is checked not to
+    lower the objective.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+        Number of mixture components (latent classes).
+    alpha : float, default=1.0
+        Non-negative pseudo-count added to every mean's successes *and* failures:
+        ``mu_kd = (sum_n r_nk x_nd + alpha) / (N_k + 2 alpha)``, the MAP estimate under a
+        symmetric ``Beta(alpha + 1, alpha + 1)`` prior. ``alpha=0`` is plain maximum
+        likelihood (as in poLCA), where a feature never seen "on" in a component gets
+        ``mu = 0`` and any new sample with that feature on has likelihood 0 under it.
+        The default 1 (Laplace's add-one rule, the same default as scikit-learn's
+        ``BernoulliNB``) keeps every mean in ``[1 / (N_k + 2), 1 - 1 / (N_k + 2)]``, so an
+        unseen pattern costs at most ``log(N_k + 2)`` per feature instead of ``log(0)``; it
+        is a unit-scale count, so ``1 - mu`` stays representable (no rounding to
+        ``log(0)``) for any ``N_k`` below ``1e15``, which a tiny ``alpha`` like ``1e-10``
+        would not guarantee.
+    tol : float, default=1e-3
+        Convergence threshold on the change of the per-sample objective between iterations.
+    max_iter : int, default=100
+        Maximum number of EM iterations (M-steps).
+    n_init : int, default=1
+        Number of initialisations; the one with the largest final objective is kept.
+    init_params : {"kmeans", "k-means++", "random", "random_from_data"}, default="kmeans"
+        How the initial responsibilities are set (as in ``GaussianMixture``): k-means labels,
+        k-means++ seeds, random responsibilities, or random samples as seeds. The first
+        M-step (with ``alpha``) turns them into parameters.
+    weights_init : array-like of shape (n_components,), optional
+        Initial weights (override the ones from ``init_params``).
+    means_init : array-like of shape (n_components, n_features), optional
+        Initial means, probabilities in [0, 1].
+    random_state : int, RandomState instance or None
+        Seed for the initialisation and for :meth:`sample`.
+    warm_start : bool, default=False
+        Continue from the fitted parameters on the next ``fit``.
+    binarize : float or None, default=None
+        ``None``: the data must be binary (0/1; any other value is a ValueError).
+        A threshold: values ``> binarize`` become 1 and the rest 0, in ``fit`` and in every
+        method that takes ``X`` (as scikit-learn's ``BernoulliNB``). Must be >= 0 for sparse
+        input. The caller's arrays are never modified.
+    check_monotonic : {"warn", "raise", "ignore"}, default="warn"
+        What to do if an E- or M-step lowers the objective beyond round-off.
+    verbose : int, default=0
+        1 prints per initialisation, 2 also every ``verbose_interval`` iterations.
+    verbose_interval : int, default=10
+    callback : callable, optional
+        Called with an :class:`~emkit.IterationInfo` after every iteration.
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_components,)
+    means_ : ndarray of shape (n_components, n_features)
+        Probability of a 1 in each feature for each component.
+    converged_ : bool
+    n_iter_ : int
+    lower_bound_ : float
+        Per-sample objective at the final parameters: the log-likelihood plus, when
+        ``alpha > 0``, the log prior of the means (``lower_bound_ = score(X) +
+        log p(theta) / n_samples`` on the training data). This is what EM raises.
+    lower_bounds_ : list of float
+    trace_ : Trace
+        Per-iteration objective after each half-step (MAP objective when ``alpha > 0``),
+        log-evidence, KL gap and time.
+    traces_ : list of Trace
+    best_init_ : int
+    n_features_in_ : int
+    feature_names_in_ : ndarray
+        Only when ``X`` had string feature names.
+
+    Notes
+    -----
+    :meth:`score` and :meth:`score_samples` return the log-likelihood ``log p(x | theta)``
+    only, never the prior: they are comparable across ``alpha`` and with other models, and
+    :meth:`bic` / :meth:`aic` are built on them.
+    """
+
+    def __init__(
+        self,
+        n_components=1,
+        *,
+        alpha=1.0,
+        tol=1e-3,
+        max_iter=100,
+        n_init=1,
+        init_params="kmeans",
+        weights_init=None,
+        means_init=None,
+        random_state=None,
+        warm_start=False,
+        binarize=None,
+        check_monotonic="warn",
+        verbose=0,
+        verbose_interval=10,
+        callback=None,
+    ):
+        self.n_components = n_components
+        self.alpha = alpha
+        self.tol = tol
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.binarize = binarize
+        self.check_monotonic = check_monotonic
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+        self.callback = callback
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        # Not a classifier, but scikit-learn's sparse-input check reads
+        # ``classifier_tags.multi_class`` of every estimator that has ``predict_proba`` to know
+        # how many columns to expect (2 if False, more otherwise). Ours has n_components.
+        tags.classifier_tags = ClassifierTags(
+            multi_class=self.n_components != 2, multi_label=False, poor_score=True
+        )
+        return tags
+
+    # ---------------------------------------------------------------- input
+    def _prepare_X(self, X):
+        threshold = _check_binarize(self.binarize)
+        if threshold is None:
+            return _check_binary(X)
+        return _binarize(X, threshold)
+
+    def _validate_fit_X(self, X):
+        _check_binarize(self.binarize)
+        X = check_fit_data(self, X, n_components=self.n_components, accept_sparse="csr")
+        return self._prepare_X(X)
+
+    def _validate_predict_X(self, X):
+        X = check_predict_data(self, X, accept_sparse="csr")
+        return self._prepare_X(X)
+
+    # ---------------------------------------------------------------- hooks
+    def _check_hyperparameters(self, X):
+        check_choice(self.init_params, "init_params", INIT_PARAMS)
+        check_real(self.alpha, "alpha", low=0.0)
+        k, d = self.n_components, X.shape[1]
+        self._weights_init = None if self.weights_init is None else check_weights(
+            self.weights_init, k
+        )
+        self._means_init = None
+        if self.means_init is not None:
+            means = check_means(self.means_init, k, d)
+            if np.any(means < 0) or np.any(means > 1):
+                raise ValueError(
+                    "The parameter 'means' holds Bernoulli probabilities and should be in "
+                    f"[0, 1], but got min {means.min():.5g}, max {means.max():.5g}."
+                )
+            self._means_init = means
+
+    def _make_model(self, X, sample_weight=None):
+        return BernoulliModel(alpha=float(self.alpha), dtype=np.dtype(X.dtype))
+
+    def _initial_resp(self, X, sample_weight, random_state):
+        n, k = X.shape[0], self.n_components
+        if self.init_params == "kmeans":
+            resp = np.zeros((n, k), dtype=X.dtype)
+            labels = (
+                cluster.KMeans(n_clusters=k, n_init=1, random_state=random_state)
+                .fit(X, sample_weight=sample_weight)
+                .labels_
+            )
+            resp[np.arange(n), labels] = 1
+        elif self.init_params == "random":
+            resp = np.asarray(random_state.uniform(size=(n, k)), dtype=X.dtype)
+            resp /= resp.sum(axis=1)[:, None]
+        elif self.init_params == "random_from_data":
+            resp = np.zeros((n, k), dtype=X.dtype)
+            p = None if sample_weight is None else sample_weight / sample_weight.sum()
+            indices = random_state.choice(n, size=k, replace=False, p=p)
+            resp[indices, np.arange(k)] = 1
+        else:  # k-means++
+            resp = np.zeros((n, k), dtype=X.dtype)
+            _, indices = kmeans_plusplus(
+                X, k, random_state=random_state, sample_weight=sample_weight
+            )
+            resp[indices, np.arange(k)] = 1
+        return resp
+
+    def _initial_params(self, model, X, sample_weight, random_state):
+        if self._weights_init is not None and self._means_init is not None:
+            return BernoulliParams(self._weights_init, self._means_init)
+        Xu, wu = _distinct_patterns(X, sample_weight)
+        if Xu.shape[0] < self.n_components:  # too few distinct patterns: use the rows
+            Xu, wu = X, sample_weight
+        resp = self._initial_resp(Xu, wu, random_state)
+        params = model.m_step(model.stats_from_resp(Xu, resp, wu))
+        if self._weights_init is not None:
+            params = params.replace(weights=self._weights_init)
+        if self._means_init is not None:
+            params = params.replace(means=self._means_init)
+        return params
+
+    def _set_fitted_params(self, params, dtype):
+        self.weights_ = params.weights.astype(dtype)
+        self.means_ = params.means.astype(dtype)
+
+    def _n_parameters(self) -> int:
+        check_is_fitted(self)
+        k, d = self.means_.shape
+        return int(k * d + k - 1)
+
+    # ---------------------------------------------------------------- public API
+    def score_samples(self, X):
+        """Log-likelihood ``log p(x_n | theta)`` of every sample (the prior is not included).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        return super().score_samples(X)
+
+    def score(self, X, y=None, sample_weight=None):
+        """Weighted mean log-likelihood per sample, ``log p(x | theta)``, without the prior.
+
+        With ``alpha > 0``, ``lower_bound_`` is this (on the training data) plus the log prior
+        of the means divided by the number of samples; ``score`` is the one to compare models
+        and held-out data with.
+        """
+        return super().score(X, y, sample_weight)
+
+    def sample(self, n_samples: int = 1):
+        """Draw samples from the fitted mixture.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+            0/1 values in the dtype of ``means_``.
+        y : ndarray of shape (n_samples,)
+            Component labels.
+        """
+        check_is_fitted(self)
+        if n_samples < 1:
+            raise ValueError(
+                f"Invalid value for 'n_samples': {n_samples}. The sampling requires at least "
+                "one sample."
+            )
+        rng = check_random_state(self.random_state)
+        weights = self.weights_.astype(np.float64)
+        counts = rng.multinomial(n_samples, weights / weights.sum())
+        y = np.concatenate([np.full(s, j, dtype=int) for j, s in enumerate(counts)])
+        X = (rng.uniform(size=(n_samples, self.means_.shape[1])) < self.means_[y]).astype(
+            self.means_.dtype
+        )
+        return X, y

@@ -1,0 +1,351 @@
+"""Bernoulli mixture kernels: one pass over a block of rows.
+
+For binary ``x`` the log of ``w_k prod_d mu_kd^x_d (1 - mu_kd)^(1 - x_d)`` is linear in ``x``::
+
+    log w_k + x . log(mu_k) + (1 - x) . log(1 - mu_k)
+        = x . logit(mu_k) + [log w_k + sum_d log(1 - mu_kd)]
+        = (X @ W + c)[n, k]      with W = logit(mu).T (D x K), c_k the bracket.
+
+So the log-probabilities of a block are **one** product with ``X`` (the textbook form needs two,
+``X @ log(mu).T + (1 - X) @ log(1 - mu).T``, and an N x D temporary ``1 - X``), and the
+statistics ``N_k = sum_n w_n r_nk`` and ``S_k = sum_n w_n r_nk x_n`` are a second product
+``R^T X``. Exp and log-sum-exp run vectorised in NumPy
+(:func:`emkit.kernels.gaussian.normalize_log_prob`).
+
+* Dense blocks: both products are BLAS GEMMs (:func:`dense_block_stats`).
+* CSR blocks: two Numba kernels walk the non-zeros of a row range, never densifying ``X``:
+  :func:`csr_log_prob` (``X @ W + c``) and :func:`csr_weighted_sum` (``X^T R``). Measured on
+  this machine (N=100k, D=784, 1% density, K=20) ``csr_log_prob`` runs 2x faster than
+  ``scipy.sparse``'s ``X @ W + c`` because it fuses the bias and writes the output once.
+
+Every kernel states its NumPy equivalent; the ``*_ref`` twins are what the tests compare the
+kernels with, in float32 and float64. :func:`block_stats_ref` is the textbook E-step written
+plainly (two log terms, SciPy's ``logsumexp``), the reference for the whole block pass.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import logsumexp
+
+from .._jit import jit
+from .gaussian import normalize_log_prob
+
+__all__ = [
+    "log_floor",
+    "csr_log_prob",
+    "csr_log_prob_ref",
+    "csr_weighted_sum",
+    "csr_weighted_sum_ref",
+    "csr_centered_log_prob",
+    "csr_centered_log_prob_ref",
+    "csr_resp_stats",
+    "csr_resp_stats_ref",
+    "dense_block_stats",
+    "csr_block_stats",
+    "block_stats_ref",
+    "is_binary",
+]
+
+
+def log_floor(dtype) -> float:
+    """Smallest log-probability used for ``log(mu)`` and ``log(1 - mu)`` in ``dtype`` work.
+
+    ``log`` of the smallest normal number of ``dtype`` (-708.4 for float64, -87.3 for float32).
+    With ``alpha = 0`` a mean can be exactly 0 or 1; flooring its logs keeps every
+    log-probability finite (no ``0 * -inf = NaN`` in the product) while changing the likelihood
+    only where it is below ``tiny``.
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind != "f":
+        dtype = np.dtype(np.float64)
+    return float(np.log(np.finfo(dtype).tiny))
+
+
+# --------------------------------------------------------------------------- Numba kernels
+def _csr_log_prob(data, indices, indptr, start, stop, W, c, out):
+    """Log-probabilities of CSR rows ``start:stop``.
+
+    NumPy equivalent (``csr_log_prob_ref``)::
+
+        out[:] = X[start:stop] @ W + c          # X CSR (N x D), W (D x K), c (K,)
+    """
+    n_comp = W.shape[1]
+    for i in range(start, stop):
+        r = i - start
+        for k in range(n_comp):
+            out[r, k] = c[k]
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            v = data[p]
+            for k in range(n_comp):
+                out[r, k] += v * W[j, k]
+
+
+def _csr_weighted_sum(data, indices, indptr, start, stop, R, out):
+    """Accumulate ``X[start:stop]^T R`` into ``out`` (D x K).
+
+    NumPy equivalent (``csr_weighted_sum_ref``)::
+
+        out += X[start:stop].T @ R               # R (stop - start, K)
+    """
+    n_comp = R.shape[1]
+    for i in range(start, stop):
+        r = i - start
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            v = data[p]
+            for k in range(n_comp):
+                out[j, k] += v * R[r, k]
+
+
+def _csr_centered_log_prob(data, indices, indptr, start, stop, W, c, out, row_max):
+    """Log-probabilities of CSR rows ``start:stop``, each row shifted by its maximum.
+
+    NumPy equivalent (``csr_centered_log_prob_ref``)::
+
+        L = X[start:stop] @ W + c
+        row_max[:] = L.max(axis=1)
+        out[:] = L - row_max[:, None]
+    """
+    n_comp = W.shape[1]
+    for i in range(start, stop):
+        r = i - start
+        for k in range(n_comp):
+            out[r, k] = c[k]
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            v = data[p]
+            for k in range(n_comp):
+                out[r, k] += v * W[j, k]
+        m = out[r, 0]
+        for k in range(1, n_comp):
+            if out[r, k] > m:
+                m = out[r, k]
+        row_max[r] = m
+        for k in range(n_comp):
+            out[r, k] -= m
+
+
+def _csr_resp_stats(data, indices, indptr, start, stop, L, E, row_max, w, weighted, sxT, nk):
+    """Responsibilities and statistics of CSR rows ``start:stop`` from ``E = exp(L)``.
+
+    ``L`` holds the row-max-shifted log-probabilities, ``E = np.exp(L)`` (computed in NumPy,
+    whose vector exp is 3x faster than Numba's scalar one here). ``E`` is overwritten with
+    the weighted responsibilities; ``sxT`` (D x K) and ``nk`` (K,) are accumulated into.
+    Returns ``(sum_n w_n log p(x_n), -sum_n w_n sum_k r_nk log r_nk)``.
+
+    NumPy equivalent (``csr_resp_stats_ref``)::
+
+        s = E.sum(axis=1)
+        R = E / s[:, None]
+        log_px = row_max + np.log(s)
+        entropy_n = np.log(s) - (E * L).sum(axis=1) / s
+        E[:] = R * w[:, None]
+        nk += E.sum(axis=0)
+        sxT += X[start:stop].T @ E
+        return w @ log_px, w @ entropy_n
+    """
+    n_comp = L.shape[1]
+    ll = 0.0
+    ent = 0.0
+    for i in range(start, stop):
+        r = i - start
+        s = 0.0
+        el = 0.0
+        for k in range(n_comp):
+            s += E[r, k]
+            el += E[r, k] * L[r, k]
+        wi = w[r] if weighted else 1.0
+        log_s = np.log(s)
+        ll += wi * (row_max[r] + log_s)
+        ent += wi * (log_s - el / s)
+        f = wi / s
+        for k in range(n_comp):
+            E[r, k] *= f
+            nk[k] += E[r, k]
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            v = data[p]
+            for k in range(n_comp):
+                sxT[j, k] += v * E[r, k]
+    return ll, ent
+
+
+def _is_binary(values):
+    """Whether every entry of the 1-D array ``values`` is 0 or 1.
+
+    NumPy equivalent: ``not np.any((values != 0) & (values != 1))``.
+    """
+    for i in range(values.shape[0]):
+        v = values[i]
+        if v != 0.0 and v != 1.0:
+            return False
+    return True
+
+
+_csr_log_prob_jit = jit(_csr_log_prob)
+_csr_weighted_sum_jit = jit(_csr_weighted_sum)
+_is_binary_jit = jit(_is_binary)
+_csr_centered_log_prob_jit = jit(_csr_centered_log_prob)
+_csr_resp_stats_jit = jit(_csr_resp_stats)
+
+
+def csr_log_prob(X, W, c, start=0, stop=None, out=None):
+    """``X[start:stop] @ W + c`` for a CSR matrix ``X`` (Numba; never densifies ``X``).
+
+    ``W`` (D x K) and ``c`` (K,) are cast to ``X``'s dtype; the result has that dtype.
+    """
+    stop = X.shape[0] if stop is None else stop
+    dtype = X.dtype
+    if out is None:
+        out = np.empty((stop - start, W.shape[1]), dtype=dtype)
+    _csr_log_prob_jit(
+        X.data, X.indices, X.indptr, start, stop,
+        np.ascontiguousarray(W, dtype=dtype), np.ascontiguousarray(c, dtype=dtype), out,
+    )
+    return out
+
+
+def csr_log_prob_ref(X, W, c, start=0, stop=None):
+    """NumPy/SciPy twin of :func:`csr_log_prob`."""
+    stop = X.shape[0] if stop is None else stop
+    dtype = X.dtype
+    return np.asarray(X[start:stop] @ W.astype(dtype)) + c.astype(dtype)
+
+
+def csr_weighted_sum(X, R, start=0, stop=None, out=None):
+    """``X[start:stop]^T R`` (D x K) for a CSR matrix ``X`` (Numba; never densifies ``X``)."""
+    stop = X.shape[0] if stop is None else stop
+    if out is None:
+        out = np.zeros((X.shape[1], R.shape[1]), dtype=X.dtype)
+    _csr_weighted_sum_jit(
+        X.data, X.indices, X.indptr, start, stop, np.ascontiguousarray(R, dtype=X.dtype), out
+    )
+    return out
+
+
+def csr_weighted_sum_ref(X, R, start=0, stop=None):
+    """NumPy/SciPy twin of :func:`csr_weighted_sum`."""
+    stop = X.shape[0] if stop is None else stop
+    return np.asarray(X[start:stop].T @ R.astype(X.dtype))
+
+
+def csr_centered_log_prob(X, W, c, start=0, stop=None):
+    """``(L - L.max(1)[:, None], L.max(1))`` for ``L = X[start:stop] @ W + c`` (Numba, CSR)."""
+    stop = X.shape[0] if stop is None else stop
+    dtype = X.dtype
+    out = np.empty((stop - start, W.shape[1]), dtype=dtype)
+    row_max = np.empty(stop - start, dtype=dtype)
+    _csr_centered_log_prob_jit(
+        X.data, X.indices, X.indptr, start, stop,
+        np.ascontiguousarray(W, dtype=dtype), np.ascontiguousarray(c, dtype=dtype), out, row_max,
+    )
+    return out, row_max
+
+
+def csr_centered_log_prob_ref(X, W, c, start=0, stop=None):
+    """NumPy/SciPy twin of :func:`csr_centered_log_prob`."""
+    L = csr_log_prob_ref(X, W, c, start, stop)
+    row_max = L.max(axis=1)
+    return L - row_max[:, None], row_max
+
+
+def csr_resp_stats(X, start, stop, L, E, row_max, sample_weight=None, sxT=None, nk=None):
+    """Weighted responsibilities and statistics of CSR rows from ``E = exp(L)`` (Numba).
+
+    Overwrites ``E`` with the weighted responsibilities; accumulates into ``sxT`` (D x K,
+    ``X``'s dtype) and ``nk`` (K, float64), allocated when not given. Returns
+    ``(nk, sxT, log_evidence, entropy)``.
+    """
+    k = L.shape[1]
+    if sxT is None:
+        sxT = np.zeros((X.shape[1], k), dtype=X.dtype)
+    if nk is None:
+        nk = np.zeros(k, dtype=np.float64)
+    weighted = sample_weight is not None
+    w = np.asarray(sample_weight, dtype=X.dtype) if weighted else np.empty(0, dtype=X.dtype)
+    ll, ent = _csr_resp_stats_jit(
+        X.data, X.indices, X.indptr, start, stop, L, E, row_max, w, weighted, sxT, nk
+    )
+    return nk, sxT, float(ll), float(ent)
+
+
+def csr_resp_stats_ref(X, start, stop, L, E, row_max, sample_weight=None):
+    """NumPy/SciPy twin of :func:`csr_resp_stats` (returns the same, ``E`` untouched)."""
+    n = stop - start
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    s = E.sum(axis=1)
+    R = E / s[:, None] * w[:, None]
+    log_px = row_max + np.log(s)
+    ent_n = np.log(s) - (E * L).sum(axis=1) / s
+    sxT = np.asarray(X[start:stop].T @ R)
+    return R.sum(axis=0), sxT, float(w @ log_px), float(w @ ent_n)
+
+
+def is_binary(values) -> bool:
+    """Whether every entry of ``values`` (any shape) is 0 or 1 (Numba, no temporaries)."""
+    values = np.asarray(values)
+    if values.size == 0:
+        return True
+    return bool(_is_binary_jit(values.ravel(order="K")))
+
+
+# --------------------------------------------------------------------------- block passes
+def _finish_block(L, sample_weight):
+    """Responsibilities (weighted), ``N_k``, ``sum log-norm``, entropy from log-probs ``L``."""
+    R, _, ll, ent = normalize_log_prob(L, sample_weight)
+    if sample_weight is not None:
+        R *= sample_weight[:, None]
+    return R, R.sum(axis=0, dtype=np.float64), ll, ent
+
+
+def dense_block_stats(Xb, W, c, sample_weight=None):
+    """Statistics of a dense block: two GEMMs and a vectorised log-sum-exp.
+
+    Returns ``(nk, sx, log_evidence, entropy)`` with ``nk`` (K,) and ``sx`` (K x D) in float64.
+
+    NumPy equivalent: :func:`block_stats_ref` with ``W = logit(mu).T`` and
+    ``c = log w + sum_d log(1 - mu)``.
+    """
+    L = Xb @ W
+    L += c
+    R, nk, ll, ent = _finish_block(L, sample_weight)
+    sx = (R.T @ Xb).astype(np.float64, copy=False)
+    return nk, sx, ll, ent
+
+
+def csr_block_stats(X, start, stop, W, c, sample_weight=None, sx_out=None):
+    """Statistics of CSR rows ``start:stop`` (two Numba kernels around NumPy's exp).
+
+    :func:`csr_centered_log_prob`, ``np.exp``, :func:`csr_resp_stats`: one pass over the
+    non-zeros for each product, never densifying ``X``; the row-wise normalisation is fused
+    into the kernels, which measured 2-3x faster than ``normalize_log_prob`` on N x K
+    blocks with K=20 (the CSR E-step is bound by this N x K work, not by the products).
+    ``sample_weight`` holds the weights of those rows. ``sx`` is accumulated, transposed
+    (D x K, in ``X``'s dtype), into ``sx_out`` when given. Returns
+    ``(nk, sxT, log_evidence, entropy)``.
+    """
+    L, row_max = csr_centered_log_prob(X, W, c, start, stop)
+    E = np.exp(L)
+    return csr_resp_stats(X, start, stop, L, E, row_max, sample_weight, sxT=sx_out)
+
+
+def block_stats_ref(X, log_weights, log_mu, log1m_mu, sample_weight=None):
+    """Textbook E-step of a block, written plainly (the twin of the block passes).
+
+    ``X`` dense or sparse (densified here: this is the reference), ``log_mu`` and
+    ``log1m_mu`` (K x D) the (floored) logs of the means and of one minus them.
+    Returns ``(nk, sx, log_evidence, entropy)`` in float64.
+    """
+    if hasattr(X, "toarray"):
+        X = X.toarray()
+    X = np.asarray(X, dtype=np.float64)
+    w = np.ones(X.shape[0]) if sample_weight is None else np.asarray(sample_weight, np.float64)
+    L = log_weights[None, :] + X @ log_mu.T + (1.0 - X) @ log1m_mu.T
+    log_norm = logsumexp(L, axis=1)
+    log_r = L - log_norm[:, None]
+    R = np.exp(log_r)
+    entropy = -np.sum(w[:, None] * R * log_r)
+    Rw = R * w[:, None]
+    return Rw.sum(axis=0), Rw.T @ X, float(np.dot(w, log_norm)), float(entropy)

@@ -75,6 +75,9 @@ def test_follows_textbook_em_iteration_for_iteration(fmt):
 # A, B, C, D with D varying fastest. The poLCA documentation (``?values``, version 1.3.1)
 # gives the log-likelihoods of its replication of Goodman (2002), Tables 5b and 5c:
 # one class -543.6498, two classes -504.4677 (Goodman's L = -504.5 for the 2-class model).
+# Cross-checked: the same 16 counts appear (items B and C in swapped order, which leaves every
+# log-likelihood unchanged) in the Stouffer-Toby table used for Bock & Aitkin's (1981) IRT
+# example, as typed into a public R test script: 42,23,6,6,1,24,25,7,4,2,1,38,9,6,2,20.
 STOUFFER_TOBY_COUNTS = [42, 23, 6, 25, 6, 24, 7, 38, 1, 4, 1, 6, 2, 9, 2, 20]
 STOUFFER_TOBY_LOGLIK = {1: -543.6498, 2: -504.4677}
 

@@ -8,10 +8,12 @@ from ._em import IterationInfo
 from ._exceptions import MonotonicityError, MonotonicityWarning
 from ._trace import Trace
 from .estimators.gaussian_mixture import GaussianMixture
+from .estimators.lda import LatentDirichletAllocation
 
 __all__ = [
     "GaussianMixture",
     "IterationInfo",
+    "LatentDirichletAllocation",
     "MonotonicityError",
     "MonotonicityWarning",
     "Trace",

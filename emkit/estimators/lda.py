@@ -1,4 +1,4 @@
-"""``emkit.LatentDirichletAllocation``: a drop-in for ``sklearn.decomposition.LatentDirichletAllocation``."""
+"""``emkit.LatentDirichletAllocation``, a drop-in for scikit-learn's LatentDirichletAllocation."""
 
 from __future__ import annotations
 
@@ -324,16 +324,20 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         self.bound_ = float(np.exp(-result.trace.elbo_after_e[-1]))
         self._set_params(result.params, result.stats, corpus.dtype)
 
-    def _online_step(self, model, params, stats, batch, w_batch, gamma, total):
-        """One mini-batch: E-step from ``gamma``, blend the scaled statistics, M-step."""
-        batch_stats, gamma = model.e_step(params, batch, w_batch, gamma)
+    def _online_step(self, model, params, stats, batch, w_batch, total):
+        """One mini-batch: E-step (from gamma = 1), blend the scaled statistics, M-step.
+
+        Online updates make no monotonicity promise, so each mini-batch starts afresh as in
+        scikit-learn and gensim rather than paying for warm and fresh starts both.
+        """
+        batch_stats, _ = model.e_step(params, batch, w_batch, None)
         weight = batch.n_docs if w_batch is None else float(np.sum(w_batch))
         if weight > 0:
             rho = (self.learning_offset + self.n_batch_iter_) ** (-self.learning_decay)
             stats = stats.blend(rho, batch_stats * (total / weight))
             params = model.m_step(stats)
         self.n_batch_iter_ += 1
-        return params, stats, batch_stats, gamma
+        return params, stats, batch_stats
 
     def _fit_online(self, model, corpus, sw, params):
         report = self._callbacks()
@@ -341,7 +345,6 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         n_docs = corpus.n_docs
         total = float(n_docs if sw is None else np.sum(sw))
         stats = LDAStats.from_lambda(params.lambda_, model.topic_word_prior)
-        gamma = model.initial_gamma(n_docs)
         tokens = float(corpus.doc_lengths @ (np.ones(n_docs) if sw is None else sw))
         rows, last_perp, prev, converged = [], None, None, False
         for epoch in range(1, self.max_iter + 1):
@@ -349,8 +352,8 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
             for sl in gen_batches(n_docs, self.batch_size):
                 w_b = None if sw is None else sw[sl]
                 before = params
-                params, stats, batch_stats, gamma[sl] = self._online_step(
-                    model, params, stats, corpus.rows(sl), w_b, gamma[sl], total
+                params, stats, batch_stats = self._online_step(
+                    model, params, stats, corpus.rows(sl), w_b, total
                 )
                 doc_terms += model.document_bound(before, batch_stats)
             self.n_iter_ = epoch
@@ -359,7 +362,7 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
                              kl=np.nan, seconds=time.perf_counter() - t_start))
             perplexity = None
             if self.evaluate_every > 0 and epoch % self.evaluate_every == 0:
-                full, gamma = model.e_step(params, corpus, sw, gamma)
+                full, _ = model.e_step(params, corpus, sw, None)
                 perplexity = float(np.exp(-model.elbo(params, full) / tokens))
                 converged = last_perp is not None and abs(last_perp - perplexity) < self.perp_tol
                 last_perp = perplexity
@@ -372,7 +375,7 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
             report(info, perplexity)
             if converged:
                 break
-        final, gamma = model.e_step(params, corpus, sw, gamma)
+        final, _ = model.e_step(params, corpus, sw, None)
         final_elbo = model.elbo(params, final) / tokens
         rows.append(dict(elbo_after_e=final_elbo, elbo_after_m=np.nan, log_evidence=np.nan,
                          kl=np.nan, seconds=time.perf_counter() - t_start))
@@ -414,8 +417,8 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
                 stats = replace(stats, word_topic=params.lambda_ - model.topic_word_prior)
         for sl in gen_batches(corpus.n_docs, self.batch_size):
             w_b = None if sw is None else sw[sl]
-            params, stats, _, _ = self._online_step(
-                model, params, stats, corpus.rows(sl), w_b, None, float(self.total_samples)
+            params, stats, _ = self._online_step(
+                model, params, stats, corpus.rows(sl), w_b, float(self.total_samples)
             )
         self._set_params(params, stats, corpus.dtype)
         return self

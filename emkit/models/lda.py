@@ -239,6 +239,11 @@ def _alpha_objective(alpha, elog_theta, n_docs):
     )
 
 
+#: alpha is kept in this range (the maximiser can run off to infinity on degenerate statistics,
+#: for example every document with the same topic proportions)
+_ALPHA_MIN, _ALPHA_MAX = 1e-10, 1e10
+
+
 def optimize_dirichlet_prior(elog_theta, n_docs, alpha0, *, max_iter=200, tol=1e-12):
     """Maximise ``W (lnG(sum a) - sum lnG(a_k)) + sum_k (a_k - 1) T_k`` over ``a > 0``.
 
@@ -252,26 +257,29 @@ def optimize_dirichlet_prior(elog_theta, n_docs, alpha0, *, max_iter=200, tol=1e
     if not W > 0:
         return a
     f = _alpha_objective(a, T, W)
-    for _ in range(max_iter):
-        g = W * (psi(np.sum(a)) - psi(a)) + T
-        q = -W * polygamma(1, a)
-        z = W * float(polygamma(1, np.sum(a)))
-        b = np.sum(g / q) / (1.0 / z + np.sum(1.0 / q))
-        step = (g - b) / q
-        t = 1.0
-        while True:
-            new = a - t * step
-            if np.all(new > 0):
-                f_new = _alpha_objective(new, T, W)
-                if f_new >= f:
-                    break
-            t *= 0.5
-            if t < 1e-20:
-                return a
-        done = np.max(np.abs(new - a) / new) < tol or f_new - f <= 1e-15 * abs(f)
-        a, f = new, f_new
-        if done:
-            break
+    with np.errstate(all="ignore"):
+        for _ in range(max_iter):
+            g = W * (psi(np.sum(a)) - psi(a)) + T
+            q = -W * polygamma(1, a)
+            z = W * float(polygamma(1, np.sum(a)))
+            b = np.sum(g / q) / (1.0 / z + np.sum(1.0 / q))
+            step = (g - b) / q
+            if not np.all(np.isfinite(step)):
+                break
+            t = 1.0
+            while True:
+                new = a - t * step
+                if np.all((new >= _ALPHA_MIN) & (new <= _ALPHA_MAX)):
+                    f_new = _alpha_objective(new, T, W)
+                    if f_new >= f:
+                        break
+                t *= 0.5
+                if t < 1e-20:
+                    return a
+            done = np.max(np.abs(new - a) / new) < tol or f_new - f <= 1e-15 * abs(f)
+            a, f = new, f_new
+            if done:
+                break
     return a
 
 

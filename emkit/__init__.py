@@ -9,11 +9,13 @@ from ._exceptions import MonotonicityError, MonotonicityWarning
 from ._trace import Trace
 from .estimators.bernoulli_mixture import BernoulliMixture
 from .estimators.gaussian_mixture import GaussianMixture
+from .estimators.lda import LatentDirichletAllocation
 
 __all__ = [
     "BernoulliMixture",
     "GaussianMixture",
     "IterationInfo",
+    "LatentDirichletAllocation",
     "MonotonicityError",
     "MonotonicityWarning",
     "Trace",

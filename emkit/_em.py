@@ -147,7 +147,9 @@ def run_em(
     rtol : float
         Round-off tolerance relative to the objective (see :func:`monotonic_rtol`).
     callback : callable, optional
-        Called with an :class:`IterationInfo` after every iteration.
+        Called with an :class:`IterationInfo` after every iteration. If it returns a true
+        value the run stops after that iteration (a caller's own stopping rule, for example
+        LDA's perplexity tolerance); ``converged`` is then left as computed from ``tol``.
     init : int
         Index of this initialisation, passed through to the trace and the callback.
     state :
@@ -199,18 +201,21 @@ def run_em(
         change = (new_elbo_e - elbo_e) / scale
         params, stats, elbo_e, log_ev = new_params, new_stats, new_elbo_e, new_log_ev
         converged = abs(change) < tol
+        stop = False
         if callback is not None:
-            callback(
-                IterationInfo(
-                    init=init,
-                    iteration=n_iter,
-                    elbo=elbo_e / scale,
-                    change=change,
-                    seconds=time.perf_counter() - t_start,
-                    converged=converged,
+            stop = bool(
+                callback(
+                    IterationInfo(
+                        init=init,
+                        iteration=n_iter,
+                        elbo=elbo_e / scale,
+                        change=change,
+                        seconds=time.perf_counter() - t_start,
+                        converged=converged,
+                    )
                 )
             )
-        if converged:
+        if converged or stop:
             break
 
     rows.append(

@@ -1,0 +1,506 @@
+"""``emkit.LatentDirichletAllocation``, a drop-in for scikit-learn's LatentDirichletAllocation."""
+
+from __future__ import annotations
+
+import numbers
+import sys
+import time
+from dataclasses import replace
+
+import numpy as np
+from joblib import effective_n_jobs
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.utils import check_random_state, gen_batches
+from sklearn.utils.validation import check_is_fitted, check_non_negative, validate_data
+
+from .._em import CHECK_MONOTONIC, IterationInfo, monotonic_rtol, run_em
+from .._trace import Trace
+from .._validation import check_choice, check_int, check_real, check_sample_weight
+from ..models.lda import Corpus, LDAModel, LDAStats
+
+__all__ = ["LatentDirichletAllocation"]
+
+LEARNING_METHODS = ("batch", "online")
+_SPARSE_FORMATS = ("csr", "csc", "coo", "bsr", "dia", "dok", "lil")
+
+
+class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Latent Dirichlet allocation by mean-field variational EM, with a monotone, visible bound.
+
+    Same constructor, attributes and methods as ``sklearn.decomposition.LatentDirichletAllocation``
+    (``components_`` are the topics' variational Dirichlet parameters lambda, so code written for
+    scikit-learn works unchanged). Beyond it:
+
+    - every document's gamma is warm-started from the previous iteration instead of redrawn, so
+      in batch mode the full ELBO (documents' and topics' terms) never decreases; both EM
+      half-steps of every iteration are recorded in ``trace_`` and checked (``check_monotonic``).
+      Each document also runs from a fresh start (gamma = 1) and keeps whichever of the two
+      ends with the higher bound: warm starts alone get stuck in poor per-document optima
+      (held-out perplexity far worse than scikit-learn's), the better of both is never below
+      either;
+    - ``optimize_doc_topic_prior=True`` learns an asymmetric alpha in the M-step (Newton's
+      method on the exact alpha terms of the bound), on any number of threads;
+    - ``sample_weight`` (document weights, acting as repeat counts) in ``fit``, ``partial_fit``,
+      ``score`` and ``perplexity``;
+    - Numba kernels parallel over documents whose result does not depend on the number of
+      threads.
+
+    Parameters
+    ----------
+    n_components : int, default=10
+        Number of topics.
+    doc_topic_prior : float, default=None
+        alpha, the symmetric prior of the document-topic distributions (``1 / n_components``
+        when None). With ``optimize_doc_topic_prior`` the starting value of the learned alpha.
+    topic_word_prior : float, default=None
+        eta, the symmetric prior of the topic-word distributions (``1 / n_components`` when None).
+    learning_method : {"batch", "online"}, default="batch"
+        "batch": variational EM over all documents per iteration (monotone bound).
+        "online": stepwise variational EM on mini-batches (Hoffman et al. 2010): the statistics
+        are blended, ``S <- (1 - rho_t) S + rho_t (D / |B|) S_batch``, with
+        ``rho_t = (learning_offset + t) ** -learning_decay``.
+    learning_decay : float, default=0.7
+        kappa, in ``[0, 1]``; ``(0.5, 1]`` guarantees asymptotic convergence of online learning.
+    learning_offset : float, default=10.0
+        tau_0 (>= 1), down-weights early online updates.
+    max_iter : int, default=10
+        Maximum number of passes over the data in ``fit``.
+    batch_size : int, default=128
+        Documents per mini-batch (online learning).
+    evaluate_every : int, default=-1
+        Every this many passes, compare the training perplexity with the previous evaluation and
+        stop when it changed by less than ``perp_tol``; 0 or negative: never (``max_iter``
+        passes). In batch mode the perplexity is ``exp(-ELBO per token)`` from the trace, at no
+        extra cost; in online mode it takes a pass over the data, as in scikit-learn.
+    total_samples : float, default=1e6
+        Total number of documents, for ``partial_fit``'s scaling of mini-batch statistics.
+    perp_tol : float, default=0.1
+        Perplexity tolerance (with ``evaluate_every > 0``).
+    mean_change_tol : float, default=1e-3
+        The per-document loop stops when the mean absolute change of gamma is below this.
+    max_doc_update_iter : int, default=100
+        At most this many gamma updates per document and E-step.
+    n_jobs : int, default=None
+        Threads for the E-step (None: 1, -1: all CPUs). Results are identical for any value.
+    verbose : int, default=0
+        Print the progress every iteration (from a callback, never inside the EM loop).
+    random_state : int, RandomState instance or None, default=None
+        Seed of the initial topics (the same draws as scikit-learn's).
+    optimize_doc_topic_prior : bool, default=False
+        Learn an asymmetric alpha (empirical Bayes) in every M-step.
+    check_monotonic : {"warn", "raise", "ignore"}, default="warn"
+        What to do if a batch EM half-step lowers the ELBO beyond round-off
+        (:class:`~emkit.MonotonicityWarning` / :class:`~emkit.MonotonicityError`).
+    callback : callable, default=None
+        Called with an :class:`~emkit.IterationInfo` after every iteration (batch) or pass
+        (online); ``info.elbo`` is the ELBO per token.
+
+    Attributes
+    ----------
+    components_ : ndarray of shape (n_components, n_features)
+        lambda, the variational Dirichlet parameters of the topics (pseudo-counts), in the
+        training data's dtype.
+    exp_dirichlet_component_ : ndarray of shape (n_components, n_features)
+        ``exp(E[log beta])``.
+    n_batch_iter_ : int
+        Number of EM updates plus one (scikit-learn's counter, ``t`` of the learning rate).
+    n_iter_ : int
+        Number of passes over the data.
+    bound_ : float
+        Training perplexity at the final parameters: ``exp(-ELBO per token)`` with the final
+        (warm-started) document factors.
+    doc_topic_prior_ : float or ndarray of shape (n_components,)
+        alpha; an array when ``optimize_doc_topic_prior``.
+    topic_word_prior_ : float
+        eta.
+    random_state_ : RandomState instance
+    trace_ : Trace
+        ELBO per token after each half-step, every iteration. Batch: from the EM driver,
+        monotone. Online: one row per pass holding the running estimate (each mini-batch's
+        document terms at the topics it was fitted with, plus the topic terms at the end of the
+        pass), and a last row with the exact bound of a final full E-step.
+    n_features_in_ : int
+    feature_names_in_ : ndarray
+        Only when ``X`` had string feature names.
+
+    Notes
+    -----
+    Units: ``trace_`` and ``callback`` report the ELBO per (weighted) token, so
+    ``bound_ == exp(-trace_.elbo_after_e[-1])``. ``score`` returns the total bound over the
+    documents passed, topic terms included, as scikit-learn's does
+    (``score(X) ~= trace_.elbo_after_e[-1] * n_tokens`` on the training set, up to the warm
+    start), and ``perplexity`` is ``exp(-score / n_tokens)``.
+
+    Initial document factors are deterministic (gamma = 1, scikit-learn's choice in
+    ``transform``), so weighting a document by 2 is exactly the same as repeating it.
+    """
+
+    def __init__(
+        self,
+        n_components=10,
+        *,
+        doc_topic_prior=None,
+        topic_word_prior=None,
+        learning_method="batch",
+        learning_decay=0.7,
+        learning_offset=10.0,
+        max_iter=10,
+        batch_size=128,
+        evaluate_every=-1,
+        total_samples=1e6,
+        perp_tol=1e-1,
+        mean_change_tol=1e-3,
+        max_doc_update_iter=100,
+        n_jobs=None,
+        verbose=0,
+        random_state=None,
+        optimize_doc_topic_prior=False,
+        check_monotonic="warn",
+        callback=None,
+    ):
+        self.n_components = n_components
+        self.doc_topic_prior = doc_topic_prior
+        self.topic_word_prior = topic_word_prior
+        self.learning_method = learning_method
+        self.learning_decay = learning_decay
+        self.learning_offset = learning_offset
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.evaluate_every = evaluate_every
+        self.total_samples = total_samples
+        self.perp_tol = perp_tol
+        self.mean_change_tol = mean_change_tol
+        self.max_doc_update_iter = max_doc_update_iter
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+        self.random_state = random_state
+        self.optimize_doc_topic_prior = optimize_doc_topic_prior
+        self.check_monotonic = check_monotonic
+        self.callback = callback
+
+    # ---------------------------------------------------------------- validation
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = True
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = ["float32", "float64"]
+        return tags
+
+    def _check_params(self):
+        check_int(self.n_components, "n_components", low=1)
+        for name in ("doc_topic_prior", "topic_word_prior"):
+            value = getattr(self, name)
+            if value is not None:
+                check_real(value, name, low=0.0, strict=True)
+        check_choice(self.learning_method, "learning_method", LEARNING_METHODS)
+        decay = check_real(self.learning_decay, "learning_decay", low=0.0)
+        if decay > 1.0:
+            raise ValueError(f"learning_decay must be <= 1, got {self.learning_decay!r}.")
+        check_real(self.learning_offset, "learning_offset", low=1.0)
+        check_int(self.max_iter, "max_iter", low=0)
+        check_int(self.batch_size, "batch_size", low=1)
+        check_int(self.evaluate_every, "evaluate_every")
+        check_real(self.total_samples, "total_samples", low=0.0, strict=True)
+        check_real(self.perp_tol, "perp_tol", low=0.0)
+        check_real(self.mean_change_tol, "mean_change_tol", low=0.0)
+        check_int(self.max_doc_update_iter, "max_doc_update_iter", low=0)
+        if self.n_jobs is not None:
+            check_int(self.n_jobs, "n_jobs")
+        if not isinstance(self.verbose, numbers.Integral) or self.verbose < 0:
+            raise ValueError(f"verbose must be a non-negative integer, got {self.verbose!r}.")
+        if not isinstance(self.optimize_doc_topic_prior, (bool, np.bool_)):
+            raise ValueError(
+                "optimize_doc_topic_prior must be a bool, got "
+                f"{self.optimize_doc_topic_prior!r}."
+            )
+        check_choice(self.check_monotonic, "check_monotonic", CHECK_MONOTONIC)
+        if self.callback is not None and not callable(self.callback):
+            raise ValueError(f"callback must be callable or None, got {self.callback!r}.")
+
+    def _validate_X(self, X, *, reset, whom):
+        """CSR counts in float32/float64 (the fitted dtype after fit); never modifies ``X``."""
+        dtype = [np.float64, np.float32] if reset else self.components_.dtype
+        X = validate_data(self, X, reset=reset, accept_sparse=list(_SPARSE_FORMATS), dtype=dtype)
+        check_non_negative(X, whom)
+        return Corpus.from_matrix(X)
+
+    def _n_threads(self) -> int:
+        return max(1, int(effective_n_jobs(self.n_jobs)))
+
+    def _make_model(self, dtype) -> LDAModel:
+        k = self.n_components
+        alpha = 1.0 / k if self.doc_topic_prior is None else float(self.doc_topic_prior)
+        eta = 1.0 / k if self.topic_word_prior is None else float(self.topic_word_prior)
+        return LDAModel(
+            n_components=k, doc_topic_prior=alpha, topic_word_prior=eta,
+            optimize_alpha=bool(self.optimize_doc_topic_prior),
+            max_doc_update_iter=int(self.max_doc_update_iter),
+            mean_change_tol=float(self.mean_change_tol), dtype=np.dtype(dtype),
+            n_threads=self._n_threads(),
+        )
+
+    def _init(self, model, n_features, dtype):
+        """scikit-learn's initial topics: lambda ~ Gamma(100, 1/100), the same draws."""
+        self.random_state_ = check_random_state(self.random_state)
+        lam = self.random_state_.gamma(100.0, 0.01, (self.n_components, n_features))
+        lam = lam.astype(dtype).astype(np.float64)
+        self.n_batch_iter_ = 1
+        self.n_iter_ = 0
+        self._model_ = model
+        return model.params(lam)
+
+    def _set_params(self, params, stats, dtype):
+        self._params_ = params
+        self._stats_ = stats
+        self.components_ = params.lambda_.astype(dtype)
+        self.exp_dirichlet_component_ = np.exp(params.elog_beta).astype(dtype)
+        if self.optimize_doc_topic_prior:
+            self.doc_topic_prior_ = params.alpha.copy()
+        else:
+            self.doc_topic_prior_ = float(params.alpha[0])
+        self.topic_word_prior_ = float(params.eta)
+
+    def _callbacks(self):
+        user = self.callback
+        verbose = self.verbose
+        max_iter = self.max_iter
+
+        def report(info, perplexity=None):
+            if verbose:
+                extra = "" if perplexity is None else f", perplexity: {perplexity:.4f}"
+                print(f"iteration: {info.iteration} of max_iter: {max_iter}{extra}",
+                      file=sys.stdout)
+            if user is not None:
+                user(info)
+
+        return report
+
+    # ---------------------------------------------------------------- fitting
+    def fit(self, X, y=None, sample_weight=None):
+        """Learn the topics of ``X`` by variational EM (batch) or stepwise variational EM (online).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Document-word counts (non-negative; float counts allowed).
+        y : Ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative document weights (repeat counts).
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        corpus = self._validate_X(X, reset=True, whom="LatentDirichletAllocation.fit")
+        sw = check_sample_weight(sample_weight, np.empty((corpus.n_docs, 0), corpus.dtype))
+        model = self._make_model(corpus.dtype)
+        params = self._init(model, corpus.n_features, corpus.dtype)
+        if self.learning_method == "batch":
+            self._fit_batch(model, corpus, sw, params)
+        else:
+            self._fit_online(model, corpus, sw, params)
+        return self
+
+    def _fit_batch(self, model, corpus, sw, params):
+        report = self._callbacks()
+        evaluate_every, perp_tol = self.evaluate_every, self.perp_tol
+        last = [None]
+
+        def callback(info: IterationInfo):
+            perplexity = None
+            stop = False
+            if evaluate_every > 0 and info.iteration % evaluate_every == 0:
+                perplexity = float(np.exp(-info.elbo))
+                stop = last[0] is not None and abs(last[0] - perplexity) < perp_tol
+                last[0] = perplexity
+            report(info, perplexity)
+            return stop
+
+        result = run_em(
+            model, corpus, sw, params, max_iter=self.max_iter, tol=0.0,
+            check_monotonic=self.check_monotonic, rtol=monotonic_rtol(corpus.dtype),
+            callback=callback, state=model.initial_gamma(corpus.n_docs),
+        )
+        self.trace_ = result.trace
+        self.n_iter_ = int(result.n_iter)
+        self.n_batch_iter_ = 1 + int(result.n_iter)
+        self.bound_ = float(np.exp(-result.trace.elbo_after_e[-1]))
+        self._set_params(result.params, result.stats, corpus.dtype)
+
+    def _online_step(self, model, params, stats, batch, w_batch, total):
+        """One mini-batch: E-step (from gamma = 1), blend the scaled statistics, M-step.
+
+        Online updates make no monotonicity promise, so each mini-batch starts afresh as in
+        scikit-learn and gensim rather than paying for warm and fresh starts both.
+        """
+        batch_stats, _ = model.e_step(params, batch, w_batch, None)
+        weight = batch.n_docs if w_batch is None else float(np.sum(w_batch))
+        if weight > 0:
+            rho = (self.learning_offset + self.n_batch_iter_) ** (-self.learning_decay)
+            stats = stats.blend(rho, batch_stats * (total / weight))
+            params = model.m_step(stats)
+        self.n_batch_iter_ += 1
+        return params, stats, batch_stats
+
+    def _fit_online(self, model, corpus, sw, params):
+        report = self._callbacks()
+        t_start = time.perf_counter()
+        n_docs = corpus.n_docs
+        total = float(n_docs if sw is None else np.sum(sw))
+        stats = LDAStats.from_lambda(params.lambda_, model.topic_word_prior)
+        tokens = float(corpus.doc_lengths @ (np.ones(n_docs) if sw is None else sw))
+        rows, last_perp, prev, converged = [], None, None, False
+        for epoch in range(1, self.max_iter + 1):
+            doc_terms = 0.0
+            for sl in gen_batches(n_docs, self.batch_size):
+                w_b = None if sw is None else sw[sl]
+                before = params
+                params, stats, batch_stats = self._online_step(
+                    model, params, stats, corpus.rows(sl), w_b, total
+                )
+                doc_terms += model.document_bound(before, batch_stats)
+            self.n_iter_ = epoch
+            estimate = (doc_terms + params.topic_bound) / tokens
+            rows.append(dict(elbo_after_e=estimate, elbo_after_m=np.nan, log_evidence=np.nan,
+                             kl=np.nan, seconds=time.perf_counter() - t_start))
+            perplexity = None
+            if self.evaluate_every > 0 and epoch % self.evaluate_every == 0:
+                full, _ = model.e_step(params, corpus, sw, None)
+                perplexity = float(np.exp(-model.elbo(params, full) / tokens))
+                converged = last_perp is not None and abs(last_perp - perplexity) < self.perp_tol
+                last_perp = perplexity
+            info = IterationInfo(
+                init=0, iteration=epoch, elbo=estimate,
+                change=np.nan if prev is None else estimate - prev,
+                seconds=time.perf_counter() - t_start, converged=converged,
+            )
+            prev = estimate
+            report(info, perplexity)
+            if converged:
+                break
+        final, _ = model.e_step(params, corpus, sw, None)
+        final_elbo = model.elbo(params, final) / tokens
+        rows.append(dict(elbo_after_e=final_elbo, elbo_after_m=np.nan, log_evidence=np.nan,
+                         kl=np.nan, seconds=time.perf_counter() - t_start))
+        self.trace_ = Trace.from_rows(rows, n_iter=self.n_iter_, converged=converged, init=0)
+        self.bound_ = float(np.exp(-final_elbo))
+        self._set_params(params, stats, corpus.dtype)
+
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """One online update per mini-batch of ``X`` (``total_samples`` documents in all).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : Ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        first = not hasattr(self, "components_")
+        corpus = self._validate_X(
+            X, reset=first, whom="LatentDirichletAllocation.partial_fit"
+        )
+        sw = check_sample_weight(sample_weight, np.empty((corpus.n_docs, 0), corpus.dtype))
+        if first:
+            model = self._make_model(corpus.dtype)
+            params = self._init(model, corpus.n_features, corpus.dtype)
+            stats = LDAStats.from_lambda(params.lambda_, model.topic_word_prior)
+        else:
+            model = replace(self._model_, n_threads=self._n_threads())
+            self._model_ = model
+            params = self._params_
+            stats = self._stats_
+            if not np.allclose(model.m_step(stats).lambda_, params.lambda_, rtol=1e-12):
+                # after a batch fit the last statistics belong to the last E-step: restart the
+                # blend from the statistics that give the current topics.
+                stats = replace(stats, word_topic=params.lambda_ - model.topic_word_prior)
+        for sl in gen_batches(corpus.n_docs, self.batch_size):
+            w_b = None if sw is None else sw[sl]
+            params, stats, _ = self._online_step(
+                model, params, stats, corpus.rows(sl), w_b, float(self.total_samples)
+            )
+        self._set_params(params, stats, corpus.dtype)
+        return self
+
+    # ---------------------------------------------------------------- inference
+    def _fitted_model(self):
+        return replace(self._model_, n_threads=self._n_threads())
+
+    def _unnormalized_transform(self, corpus):
+        return self._fitted_model().doc_topic(self._params_, corpus)
+
+    def transform(self, X, *, normalize=True):
+        """Document-topic distributions of ``X`` (gamma, from gamma = 1, normalised by default).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        normalize : bool, default=True
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_components)
+        """
+        check_is_fitted(self)
+        corpus = self._validate_X(X, reset=False, whom="LatentDirichletAllocation.transform")
+        gamma = self._unnormalized_transform(corpus)
+        if normalize:
+            gamma /= gamma.sum(axis=1)[:, np.newaxis]
+        return gamma
+
+    def fit_transform(self, X, y=None, *, normalize=True, sample_weight=None):
+        """Fit, then transform ``X``."""
+        return self.fit(X, y, sample_weight=sample_weight).transform(X, normalize=normalize)
+
+    def _bound(self, X, sample_weight, whom):
+        check_is_fitted(self)
+        corpus = self._validate_X(X, reset=False, whom=whom)
+        sw = check_sample_weight(sample_weight, np.empty((corpus.n_docs, 0), corpus.dtype))
+        model = self._fitted_model()
+        stats, _ = model.e_step(self._params_, corpus, sw, None)
+        return model.document_bound(self._params_, stats), stats.total_weight, corpus.n_docs
+
+    def score(self, X, y=None, sample_weight=None):
+        """The ELBO of ``X`` (total over its documents, topic terms included), as scikit-learn.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : Ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        float
+        """
+        docs, _, _ = self._bound(X, sample_weight, "LatentDirichletAllocation.score")
+        return float(docs + self._params_.topic_bound)
+
+    def perplexity(self, X, sub_sampling=False, sample_weight=None):
+        """``exp(-bound / n_tokens)`` on ``X`` (scikit-learn's definition).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        sub_sampling : bool, default=False
+            Scale the documents' terms and the token count by ``total_samples / n_samples``.
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        float
+        """
+        docs, tokens, n = self._bound(X, sample_weight, "LatentDirichletAllocation.perplexity")
+        if sub_sampling:
+            ratio = float(self.total_samples) / n
+            docs, tokens = docs * ratio, tokens * ratio
+        return float(np.exp(-(docs + self._params_.topic_bound) / tokens))
+
+    @property
+    def _n_features_out(self):
+        return self.components_.shape[0]

@@ -1,0 +1,515 @@
+"""Latent Dirichlet allocation as variational EM: parameters, additive statistics, E/M-steps, ELBO.
+
+The model (Blei, Ng & Jordan 2003; Hoffman, Blei & Bach 2010) and its mean-field family::
+
+    beta_k ~ Dir(eta),  theta_d ~ Dir(alpha),  z_dn ~ Cat(theta_d),  w_dn ~ Cat(beta_{z_dn})
+    q = prod_k Dir(beta_k | lambda_k) prod_d Dir(theta_d | gamma_d) prod_dn Cat(z_dn | phi_dn)
+
+The topics' ``q(beta | lambda)`` (and, with ``optimize_alpha``, the point estimate of
+``alpha``) are the "parameters" :class:`LDAParams`; the documents' ``gamma`` is E-step state,
+carried between E-steps (a warm start); ``phi`` is never stored. With document weights
+``w_d`` (repeat counts) the bound is::
+
+    ELBO = sum_d w_d [ sum_w n_dw sum_k phi_dwk (E log theta_dk + E log beta_kw - log phi_dwk)
+                       + E log Dir(theta_d | alpha) - E log Dir(theta_d | gamma_d) ]
+           + sum_k [ E log Dir(beta_k | eta) - E log Dir(beta_k | lambda_k) ]
+
+It depends on the topics only through ``S_kw = sum_d w_d n_dw phi_dwk`` (K x V) and on alpha
+only through ``T_k = sum_d w_d E[log theta_dk]`` and ``W = sum_d w_d``, so :class:`LDAStats`
+holds ``S``, ``T``, ``W`` and the scalar ``doc_rest`` (every other document term; it depends on
+q alone), and ``elbo(params, stats)`` is exact for any parameters with no pass over the data:
+
+* the E-step is coordinate ascent on each document's ``(gamma_d, phi_d)`` started from its
+  previous ``gamma_d``: it cannot lower the bound;
+* the M-step ``lambda = eta + S`` maximises the bound over ``lambda`` for fixed document factors
+  (the lambda terms are ``-KL(Dir(lambda_k) || Dir(eta + S_k))`` plus a constant) and Newton's
+  method on the concave alpha terms maximises it over ``alpha``: it cannot lower it either.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+from scipy import sparse
+from scipy.special import gammaln, polygamma, psi
+
+from ..kernels import lda as kern
+from ..kernels._parallel import map_row_blocks
+
+__all__ = ["Corpus", "DocState", "LDAParams", "LDAStats", "LDAModel", "dirichlet_expectation",
+           "optimize_dirichlet_prior"]
+
+
+def dirichlet_expectation(a: np.ndarray) -> np.ndarray:
+    """``E[log x]`` for ``x ~ Dir(a)``, row-wise (float64)."""
+    a = np.asarray(a, dtype=np.float64)
+    if a.ndim == 1:
+        return psi(a) - psi(np.sum(a))
+    return psi(a) - psi(np.sum(a, axis=1))[:, np.newaxis]
+
+
+# ---------------------------------------------------------------------------- data
+@dataclass(frozen=True, eq=False)
+class Corpus:
+    """A document-word count matrix in CSR arrays, with a lazily built column view.
+
+    ``data`` holds the counts in the kernels' dtype. :attr:`columns` gives the same nonzeros in
+    column (word) order, the layout of the topic-statistics pass. The caller's arrays are never
+    written to.
+    """
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    data: np.ndarray
+    n_features: int
+
+    @classmethod
+    def from_matrix(cls, X, dtype=None) -> Corpus:
+        """From a CSR matrix (or anything ``scipy.sparse.csr_matrix`` accepts)."""
+        X = X if sparse.issparse(X) and X.format == "csr" else sparse.csr_matrix(X)
+        data = X.data if dtype is None else X.data.astype(dtype, copy=False)
+        if data.dtype not in (np.float32, np.float64):
+            data = data.astype(np.float64)
+        return cls(X.indptr, X.indices, data, int(X.shape[1]))
+
+    @property
+    def n_docs(self) -> int:
+        return len(self.indptr) - 1
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def nnz(self) -> int:
+        return int(self.indptr[-1] - self.indptr[0])
+
+    def __len__(self) -> int:
+        return self.n_docs
+
+    @cached_property
+    def doc_lengths(self) -> np.ndarray:
+        """Token count of every document (float64)."""
+        csum = np.concatenate([[0.0], np.cumsum(self.data, dtype=np.float64)])
+        return csum[self.indptr[1:]] - csum[self.indptr[:-1]]
+
+    @cached_property
+    def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(col_indptr, col_docs, col_pos)``: for word ``w`` the nonzeros
+        ``col_indptr[w]:col_indptr[w + 1]`` are in documents ``col_docs`` at CSR positions
+        ``col_pos`` (in document order)."""
+        start = int(self.indptr[0])
+        rows = sparse.csr_matrix(
+            (np.arange(start, start + self.nnz, dtype=np.int64),
+             self.indices[start:start + self.nnz], self.indptr - start),
+            shape=(self.n_docs, self.n_features),
+        )
+        csc = rows.tocsc()  # transposes the structure; keeps duplicates and explicit zeros
+        return csc.indptr.astype(np.int64), csc.indices, csc.data
+
+    def rows(self, sl: slice) -> Corpus:
+        """Documents ``sl`` (a contiguous slice) as a corpus of their own."""
+        lo, hi, _ = sl.indices(self.n_docs)
+        indptr = self.indptr[lo:hi + 1]
+        a, b = int(indptr[0]), int(indptr[-1])
+        return Corpus(indptr - a, self.indices[a:b], self.data[a:b], self.n_features)
+
+
+def as_corpus(X, dtype=None) -> Corpus:
+    """``X`` if it is already a :class:`Corpus` (of ``dtype``), else :meth:`Corpus.from_matrix`."""
+    if isinstance(X, Corpus) and (dtype is None or X.dtype == dtype):
+        return X
+    if isinstance(X, Corpus):
+        return Corpus(X.indptr, X.indices, X.data.astype(dtype), X.n_features)
+    return Corpus.from_matrix(X, dtype)
+
+
+@dataclass(frozen=True, eq=False)
+class DocState:
+    """The documents' variational state carried between E-steps: gamma (N x K) and a counter."""
+
+    gamma: np.ndarray
+    n_updates: int = 1
+
+
+def _gamma_of(state):
+    return state.gamma if isinstance(state, DocState) else state
+
+
+# ---------------------------------------------------------------------------- params, stats
+@dataclass(frozen=True, eq=False)
+class LDAParams:
+    """Topic-side factors: ``q(beta_k) = Dir(lambda_k)``, the Dirichlet priors ``alpha``, ``eta``.
+
+    ``lambda_`` (K x V) and ``alpha`` (K,) are float64; ``eta`` is the symmetric topic-word
+    prior. ``elog_beta`` (``E[log beta]``) and ``topic_bound`` (the topic terms of the ELBO,
+    ``sum_k E log Dir(beta_k | eta) - E log Dir(beta_k | lambda_k)``) are derived once here.
+    """
+
+    lambda_: np.ndarray
+    alpha: np.ndarray
+    eta: float
+    elog_beta: np.ndarray = field(init=False, repr=False)
+    topic_bound: float = field(init=False, repr=False)
+
+    def __post_init__(self):
+        lam = np.asarray(self.lambda_, dtype=np.float64)
+        object.__setattr__(self, "lambda_", lam)
+        object.__setattr__(self, "alpha", np.asarray(self.alpha, dtype=np.float64))
+        elog = dirichlet_expectation(lam)
+        object.__setattr__(self, "elog_beta", elog)
+        n_topics, n_words = lam.shape
+        eta = float(self.eta)
+        bound = (
+            float(np.sum((eta - lam) * elog))
+            + float(np.sum(gammaln(lam)))
+            - float(np.sum(gammaln(np.sum(lam, axis=1))))
+            + n_topics * (float(gammaln(n_words * eta)) - n_words * float(gammaln(eta)))
+        )
+        object.__setattr__(self, "topic_bound", bound)
+
+    @property
+    def n_components(self) -> int:
+        return self.lambda_.shape[0]
+
+    @property
+    def n_features(self) -> int:
+        return self.lambda_.shape[1]
+
+    def exp_elog_beta_t(self, dtype) -> np.ndarray:
+        """``exp(E[log beta])^T``, V x K, C-contiguous, in ``dtype`` (the kernels' layout)."""
+        return np.ascontiguousarray(np.exp(self.elog_beta).T, dtype=dtype)
+
+
+@dataclass(frozen=True, eq=False)
+class LDAStats:
+    """Additive statistics of an LDA E-step (float64).
+
+    ``word_topic``: ``S_kw = sum_d w_d n_dw phi_dwk`` (K x V); ``elog_theta``:
+    ``T_k = sum_d w_d E[log theta_dk]``; ``n_docs``: ``W = sum_d w_d``; ``doc_rest``: every
+    document term of the ELBO that involves neither the topics nor alpha,
+    ``sum_d w_d [sum_w n_dw sum_k phi_dwk (E log theta_dk - log phi_dwk) - E log q(theta_d)
+    - sum_k E log theta_dk]``; ``total_weight``: ``sum_d w_d N_d``, the weighted token count (the
+    per-sample unit of the trace); ``log_evidence``: NaN (intractable). Statistics add (``a + b``
+    over disjoint documents), scale (``c * a``) and blend (``a.blend(rho, b)``).
+    """
+
+    word_topic: np.ndarray
+    elog_theta: np.ndarray
+    n_docs: float
+    doc_rest: float
+    total_weight: float
+    log_evidence: float = float("nan")
+
+    def __add__(self, other):
+        if not isinstance(other, LDAStats):
+            return NotImplemented
+        return LDAStats(
+            self.word_topic + other.word_topic, self.elog_theta + other.elog_theta,
+            self.n_docs + other.n_docs, self.doc_rest + other.doc_rest,
+            self.total_weight + other.total_weight, self.log_evidence + other.log_evidence,
+        )
+
+    def __mul__(self, c):
+        c = float(c)
+        return LDAStats(
+            c * self.word_topic, c * self.elog_theta, c * self.n_docs, c * self.doc_rest,
+            c * self.total_weight, c * self.log_evidence,
+        )
+
+    __rmul__ = __mul__
+
+    def blend(self, rho: float, other: LDAStats) -> LDAStats:
+        """``(1 - rho) * self + rho * other`` (online / stepwise variational EM)."""
+        return (1.0 - rho) * self + rho * other
+
+    @classmethod
+    def from_lambda(cls, lambda_, eta, total_weight=0.0) -> LDAStats:
+        """The statistics whose M-step gives ``lambda_`` (``S = lambda_ - eta``), no documents."""
+        lam = np.asarray(lambda_, dtype=np.float64)
+        return cls(lam - eta, np.zeros(lam.shape[0]), 0.0, 0.0, float(total_weight))
+
+
+# ---------------------------------------------------------------------------- alpha
+def _alpha_objective(alpha, elog_theta, n_docs):
+    return n_docs * (gammaln(np.sum(alpha)) - np.sum(gammaln(alpha))) + np.dot(
+        alpha - 1.0, elog_theta
+    )
+
+
+#: alpha is kept in this range (the maximiser can run off to infinity on degenerate statistics,
+#: for example every document with the same topic proportions)
+_ALPHA_MIN, _ALPHA_MAX = 1e-10, 1e10
+
+
+def optimize_dirichlet_prior(elog_theta, n_docs, alpha0, *, max_iter=200, tol=1e-12):
+    """Maximise ``W (lnG(sum a) - sum lnG(a_k)) + sum_k (a_k - 1) T_k`` over ``a > 0``.
+
+    The Dirichlet's expected log-likelihood, strictly concave in ``a``; Newton's method with the
+    diagonal-plus-rank-one Hessian (Minka 2000) and step halving that keeps ``a`` positive and
+    the objective increasing, from ``alpha0``.
+    """
+    T = np.asarray(elog_theta, dtype=np.float64)
+    W = float(n_docs)
+    a = np.array(alpha0, dtype=np.float64)
+    if not W > 0:
+        return a
+    f = _alpha_objective(a, T, W)
+    with np.errstate(all="ignore"):
+        for _ in range(max_iter):
+            g = W * (psi(np.sum(a)) - psi(a)) + T
+            q = -W * polygamma(1, a)
+            z = W * float(polygamma(1, np.sum(a)))
+            b = np.sum(g / q) / (1.0 / z + np.sum(1.0 / q))
+            step = (g - b) / q
+            if not np.all(np.isfinite(step)):
+                break
+            t = 1.0
+            while True:
+                new = a - t * step
+                if np.all((new >= _ALPHA_MIN) & (new <= _ALPHA_MAX)):
+                    f_new = _alpha_objective(new, T, W)
+                    if f_new >= f:
+                        break
+                t *= 0.5
+                if t < 1e-20:
+                    return a
+            done = np.max(np.abs(new - a) / new) < tol or f_new - f <= 1e-15 * abs(f)
+            a, f = new, f_new
+            if done:
+                break
+    return a
+
+
+# ---------------------------------------------------------------------------- the model
+@dataclass(frozen=True)
+class LDAModel:
+    """LDA as variational EM sees it: configuration plus pure functions.
+
+    Parameters
+    ----------
+    n_components : int
+        Number of topics K.
+    doc_topic_prior : float or ndarray of shape (K,)
+        alpha; with ``optimize_alpha`` only the starting point of its M-step.
+    topic_word_prior : float
+        eta (symmetric).
+    optimize_alpha : bool
+        Learn an asymmetric alpha in the M-step (empirical Bayes).
+    max_doc_update_iter, mean_change_tol :
+        The per-document loop: at most this many gamma updates, stopping when the mean absolute
+        change of gamma falls below the tolerance.
+    dtype : dtype
+        Precision of the passes over the data (float32 or float64); statistics are float64.
+    n_threads : int, optional
+        Threads over document (and word) blocks; the result does not depend on it.
+    kernels : {"numba", "numpy"}
+        The compiled kernels or their NumPy twins (tests).
+    restart_every : int
+        Every this many E-steps each document also tries a fresh start (gamma = 1) besides its
+        warm start and keeps the better; 0: warm starts only. Both keep the bound monotone;
+        fresh trials escape the poor per-document optima that warm starts alone get stuck in
+        (measured: held-out perplexity 2643 warm-only vs 1623 with fresh trials every E-step
+        and 1625 for scikit-learn's redrawn starts).
+    """
+
+    n_components: int
+    doc_topic_prior: float | np.ndarray
+    topic_word_prior: float
+    optimize_alpha: bool = False
+    max_doc_update_iter: int = 100
+    mean_change_tol: float = 1e-3
+    dtype: np.dtype = np.dtype(np.float64)
+    n_threads: int | None = 1
+    kernels: str = "numba"
+    restart_every: int = 1
+
+    def initial_alpha(self) -> np.ndarray:
+        return np.broadcast_to(
+            np.asarray(self.doc_topic_prior, dtype=np.float64), (self.n_components,)
+        ).copy()
+
+    def params(self, lambda_, alpha=None) -> LDAParams:
+        """:class:`LDAParams` for ``lambda_`` (and ``alpha``, default the configured prior)."""
+        alpha = self.initial_alpha() if alpha is None else alpha
+        return LDAParams(lambda_, alpha, float(self.topic_word_prior))
+
+    def initial_gamma(self, n_docs: int) -> np.ndarray:
+        """The deterministic starting gamma (all ones, as scikit-learn's ``transform``)."""
+        return np.ones((n_docs, self.n_components), dtype=self.dtype)
+
+    # ------------------------------------------------------------------ passes
+    def _n_blocks(self, n_rows, work):
+        n_threads = 1 if self.n_threads is None else max(1, int(self.n_threads))
+        if n_threads == 1 or work < 20000:
+            return 1
+        return min(n_rows, 4 * n_threads)
+
+    @staticmethod
+    def _balanced_bounds(cum, n_blocks):
+        """Block edges over rows with cumulative work ``cum`` (length n_rows + 1)."""
+        n_rows = len(cum) - 1
+        if n_blocks <= 1:
+            return np.array([0, n_rows])
+        targets = np.linspace(cum[0], cum[-1], n_blocks + 1)[1:-1]
+        inner = np.searchsorted(cum, targets)
+        return np.unique(np.concatenate([[0], np.clip(inner, 0, n_rows), [n_rows]]))
+
+    def _map(self, func, edges):
+        return map_row_blocks(
+            lambda sl: [func(int(edges[i]), int(edges[i + 1])) for i in range(sl.start, sl.stop)],
+            len(edges) - 1, 1, self.n_threads,
+        )
+
+    def _outputs(self, corpus, compute_stats):
+        n_docs, n_topics = corpus.n_docs, self.n_components
+        if not compute_stats:
+            return (np.empty(0), np.empty((0, n_topics), dtype=self.dtype),
+                    np.empty((0, n_topics)), np.empty(0))
+        return (
+            np.zeros(len(corpus.data), dtype=np.float64),
+            np.zeros((n_docs, n_topics), dtype=self.dtype),
+            np.zeros((n_docs, n_topics), dtype=np.float64),
+            np.zeros(n_docs, dtype=np.float64),
+        )
+
+    def _run_docs(self, params, corpus, weights, gamma, compute_stats, docs=None, B=None):
+        """Pass 1 over documents ``docs`` (default all); returns ``B`` and the outputs."""
+        if B is None:
+            B = params.exp_elog_beta_t(self.dtype)
+        if docs is None:
+            docs = np.arange(corpus.n_docs, dtype=np.int64)
+        out = self._outputs(corpus, compute_stats)
+        cvals, eth, elogtheta, doc_bound = out
+        step = kern.doc_e_step if self.kernels == "numba" else kern.doc_e_step_ref
+        lengths = np.diff(corpus.indptr)[docs]
+        cost = np.concatenate([[0.0], np.cumsum(lengths + 1.0)])
+        edges = self._balanced_bounds(
+            cost, self._n_blocks(len(docs), cost[-1] * max(1, self.max_doc_update_iter // 10))
+        )
+
+        def run(lo, hi):
+            step(
+                corpus.indptr, corpus.indices, corpus.data, weights, B, params.alpha, gamma,
+                docs, lo, hi, max_iter=self.max_doc_update_iter, tol=self.mean_change_tol,
+                compute_stats=compute_stats, cvals=cvals, eth_out=eth,
+                elogtheta_out=elogtheta, doc_bound=doc_bound,
+            )
+
+        self._map(run, edges)
+        return B, out
+
+    def _word_topic(self, corpus, B, cvals, eth):
+        """``S`` (K x V) from the first pass's outputs."""
+        n_words = corpus.n_features
+        if self.kernels != "numba":
+            return kern.word_stats_ref(
+                corpus.indptr, corpus.indices, cvals, eth, B, n_words
+            ).T.copy()
+        col_indptr, col_docs, col_pos = corpus.columns
+        out = np.empty((n_words, self.n_components), dtype=np.float64)
+        edges = self._balanced_bounds(
+            col_indptr.astype(np.float64) + np.arange(n_words + 1),
+            self._n_blocks(n_words, corpus.nnz),
+        )
+        self._map(
+            lambda lo, hi: kern.word_stats(col_indptr, col_docs, col_pos, cvals, eth, B, lo, hi,
+                                           out),
+            edges,
+        )
+        return np.ascontiguousarray(out.T)
+
+    def _weights(self, corpus, sample_weight):
+        if sample_weight is None:
+            return np.ones(corpus.n_docs, dtype=np.float64)
+        return np.asarray(sample_weight, dtype=np.float64)
+
+    # ------------------------------------------------------------------ EM interface
+    def e_step(self, params: LDAParams, X, sample_weight=None, state=None):
+        """Fit every document's ``(gamma_d, phi_d)`` for the topics ``params``.
+
+        Returns ``(stats, state)`` with ``state`` a :class:`DocState` (``None`` in: start from
+        :meth:`initial_gamma`). From a previous state each document runs coordinate ascent from
+        its previous gamma (so its bound cannot go down), and, every ``restart_every``-th
+        E-step (rotating over the documents), also from gamma = 1; it keeps whichever ends with
+        the higher bound. ``state`` is not modified.
+        """
+        corpus = as_corpus(X, self.dtype)
+        w = self._weights(corpus, sample_weight)
+        n_docs = corpus.n_docs
+        if state is None:
+            gamma, n_updates = self.initial_gamma(n_docs), 0
+        else:
+            gamma = np.array(_gamma_of(state), dtype=self.dtype, order="C", copy=True)
+            n_updates = state.n_updates if isinstance(state, DocState) else 1
+        B, (cvals, eth, elogtheta, doc_bound) = self._run_docs(params, corpus, w, gamma, True)
+        if n_updates > 0 and self.restart_every > 0:
+            docs = np.flatnonzero((np.arange(n_docs) + n_updates) % self.restart_every == 0)
+            fresh = self.initial_gamma(n_docs)
+            _, (cvals2, eth2, elogtheta2, doc_bound2) = self._run_docs(
+                params, corpus, w, fresh, True, docs=docs.astype(np.int64), B=B
+            )
+            # compare the documents' whole bounds (the alpha terms differ through E log theta)
+            a1 = params.alpha - 1.0
+            better = docs[doc_bound2[docs] + elogtheta2[docs] @ a1
+                          > doc_bound[docs] + elogtheta[docs] @ a1]
+            gamma[better] = fresh[better]
+            eth[better] = eth2[better]
+            elogtheta[better] = elogtheta2[better]
+            doc_bound[better] = doc_bound2[better]
+            mask = np.zeros(n_docs, dtype=bool)
+            mask[better] = True
+            nz = np.repeat(mask, np.diff(corpus.indptr))
+            cvals[nz] = cvals2[nz]
+        S = self._word_topic(corpus, B, cvals, eth)
+        T = w @ elogtheta
+        words_and_entropy = float(w @ doc_bound)
+        # doc_bound holds sum_w n log Z_w = sum phi (E log theta + E log beta - log phi) plus
+        # -E log q(theta); remove the parts that belong to the topics and to alpha.
+        doc_rest = words_and_entropy - float(np.sum(S * params.elog_beta)) - float(np.sum(T))
+        total_weight = float(w @ corpus.doc_lengths)
+        stats = LDAStats(S, T, float(np.sum(w)), doc_rest, total_weight)
+        return stats, DocState(gamma, n_updates + 1)
+
+    def doc_topic(self, params: LDAParams, X, state=None) -> np.ndarray:
+        """gamma for every document (``transform``): the E-step without statistics."""
+        corpus = as_corpus(X, self.dtype)
+        gamma = (self.initial_gamma(corpus.n_docs) if state is None
+                 else np.array(_gamma_of(state), dtype=self.dtype, order="C", copy=True))
+        self._run_docs(params, corpus, self._weights(corpus, None), gamma, False)
+        return gamma
+
+    def m_step(self, stats: LDAStats) -> LDAParams:
+        """``lambda = eta + S``; with ``optimize_alpha``, alpha maximising the alpha terms."""
+        lam = self.topic_word_prior + stats.word_topic
+        alpha = self.initial_alpha()
+        if self.optimize_alpha:
+            alpha = optimize_dirichlet_prior(stats.elog_theta, stats.n_docs, alpha)
+        return LDAParams(lam, alpha, float(self.topic_word_prior))
+
+    def alpha_bound(self, params: LDAParams, stats: LDAStats) -> float:
+        """``sum_d w_d E[log Dir(theta_d | alpha)] + sum_k T_k`` (the alpha terms)."""
+        a = params.alpha
+        return float(
+            stats.n_docs * (gammaln(np.sum(a)) - np.sum(gammaln(a))) + np.dot(a, stats.elog_theta)
+        )
+
+    def document_bound(self, params: LDAParams, stats: LDAStats) -> float:
+        """The documents' terms of the ELBO (everything but the topics' Dirichlet terms)."""
+        return (
+            float(np.sum(stats.word_topic * params.elog_beta))
+            + self.alpha_bound(params, stats)
+            + stats.doc_rest
+        )
+
+    def elbo(self, params: LDAParams, stats: LDAStats) -> float:
+        """The full ELBO from statistics only (documents' and topics' terms)."""
+        return self.document_bound(params, stats) + params.topic_bound
+
+    def objective(self, params: LDAParams, stats: LDAStats) -> float:
+        return self.elbo(params, stats)
+
+    def log_prior(self, params: LDAParams) -> float:
+        return 0.0

@@ -1,0 +1,334 @@
+"""emkit.LatentDirichletAllocation: the bound, monotonicity, references and the scikit-learn API."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy.optimize import linear_sum_assignment, minimize
+from sklearn.decomposition import LatentDirichletAllocation as SkLDA
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from emkit import LatentDirichletAllocation, MonotonicityError
+from emkit.models.lda import (
+    Corpus,
+    LDAModel,
+    LDAStats,
+    _alpha_objective,
+    optimize_dirichlet_prior,
+)
+
+
+def make_corpus(n_docs, n_words, n_topics, doc_len, alpha=0.1, eta=0.05, seed=0):
+    """Documents drawn from LDA's generative process; returns counts, topics and proportions."""
+    rng = np.random.default_rng(seed)
+    alpha = np.broadcast_to(alpha, (n_topics,))
+    beta = rng.dirichlet(np.full(n_words, eta), size=n_topics)
+    theta = rng.dirichlet(alpha, size=n_docs)
+    lengths = rng.poisson(doc_len, size=n_docs)
+    counts = np.array([rng.multinomial(n, p) for n, p in zip(lengths, theta @ beta, strict=True)])
+    return sp.csr_matrix(counts.astype(np.float64)), beta, theta
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    return make_corpus(300, 60, 4, 60, seed=1)
+
+
+def matched_cosine(components, beta):
+    A = components / np.linalg.norm(components, axis=1, keepdims=True)
+    Bn = beta / np.linalg.norm(beta, axis=1, keepdims=True)
+    cos = Bn @ A.T
+    rows, cols = linear_sum_assignment(-cos)
+    return float(cos[rows, cols].mean())
+
+
+# ---------------------------------------------------------------------------- statistics
+def test_stats_add_scale_blend_and_chunks(corpus):
+    X = corpus[0]
+    model = LDAModel(4, 0.25, 0.1, restart_every=0)
+    params = model.params(np.random.RandomState(0).gamma(100.0, 0.01, (4, X.shape[1])))
+    w = np.random.default_rng(0).uniform(0.5, 2.0, X.shape[0])
+    full, state = model.e_step(params, X, w, None)
+    a, _ = model.e_step(params, X[:120], w[:120], None)
+    b, _ = model.e_step(params, X[120:], w[120:], None)
+    both = a + b
+    np.testing.assert_allclose(both.word_topic, full.word_topic, rtol=1e-12)
+    np.testing.assert_allclose(both.elog_theta, full.elog_theta, rtol=1e-12)
+    for f in ("n_docs", "doc_rest", "total_weight"):
+        assert getattr(both, f) == pytest.approx(getattr(full, f), rel=1e-12)
+    assert model.elbo(params, both) == pytest.approx(model.elbo(params, full), rel=1e-12)
+    half = a.blend(0.25, b)
+    np.testing.assert_allclose(half.word_topic, 0.75 * a.word_topic + 0.25 * b.word_topic)
+    assert (2 * a).doc_rest == pytest.approx(2 * a.doc_rest)
+    np.testing.assert_array_equal(state.gamma.shape, (X.shape[0], 4))
+
+
+def test_elbo_equals_sklearn_bound(corpus):
+    """elbo(params, stats) is scikit-learn's ``_approx_bound`` for the same gamma and topics."""
+    X = corpus[0]
+    sk = SkLDA(4, random_state=0, max_iter=2).fit(X)
+    model = LDAModel(4, sk.doc_topic_prior_, sk.topic_word_prior_)
+    params = model.params(sk.components_)
+    stats, state = model.e_step(params, X, None, None)
+    expected = sk._approx_bound(X, state.gamma, sub_sampling=False)
+    assert model.elbo(params, stats) == pytest.approx(expected, rel=1e-10)
+
+
+def test_m_step_maximises_the_bound(corpus):
+    X = corpus[0]
+    model = LDAModel(4, 0.25, 0.1, optimize_alpha=True)
+    params = model.params(np.random.RandomState(0).gamma(100.0, 0.01, (4, X.shape[1])))
+    stats, _ = model.e_step(params, X, None, None)
+    best = model.m_step(stats)
+    f_best = model.elbo(best, stats)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        lam = best.lambda_ * np.exp(0.05 * rng.standard_normal(best.lambda_.shape))
+        alpha = best.alpha * np.exp(0.05 * rng.standard_normal(4))
+        assert model.elbo(model.params(lam, alpha), stats) < f_best
+
+
+def test_alpha_newton_matches_scipy():
+    rng = np.random.default_rng(3)
+    theta = rng.dirichlet([0.3, 1.0, 2.0, 0.1], size=500)
+    T = np.log(theta).sum(axis=0)
+    a = optimize_dirichlet_prior(T, 500.0, np.full(4, 0.25))
+    res = minimize(lambda la: -_alpha_objective(np.exp(la), T, 500.0), np.zeros(4),
+                   method="BFGS", options={"gtol": 1e-10})
+    np.testing.assert_allclose(a, np.exp(res.x), rtol=1e-4)
+    np.testing.assert_allclose(a, [0.3, 1.0, 2.0, 0.1], rtol=0.2)
+
+
+# ---------------------------------------------------------------------------- monotone bound
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(),
+        dict(optimize_doc_topic_prior=True),
+        dict(n_jobs=2, optimize_doc_topic_prior=True),
+        dict(max_doc_update_iter=3),
+    ],
+)
+def test_batch_bound_never_decreases(corpus, kwargs):
+    X = corpus[0]
+    lda = LatentDirichletAllocation(4, max_iter=15, random_state=0, check_monotonic="raise",
+                                    **kwargs).fit(X)
+    seq = lda.trace_.elbo
+    assert len(lda.trace_) == 16
+    assert np.all(np.diff(seq) >= -1e-12 * np.abs(seq[1:]))
+    assert lda.bound_ == pytest.approx(np.exp(-lda.trace_.elbo_after_e[-1]))
+
+
+def test_float32_monotone_and_dtype(corpus):
+    X = corpus[0].astype(np.float32)
+    lda = LatentDirichletAllocation(4, max_iter=10, random_state=0, check_monotonic="raise")
+    Xt = lda.fit_transform(X)
+    assert lda.components_.dtype == np.float32 and Xt.dtype == np.float32
+
+
+def test_monotonicity_check_raises_on_a_broken_m_step(corpus):
+    from emkit._em import run_em
+
+    X = corpus[0]
+    lam0 = np.random.RandomState(0).gamma(100.0, 0.01, (4, X.shape[1]))
+    calls = []
+
+    class Broken(LDAModel):
+        def m_step(self, stats):  # goes back to the initial topics on the second M-step
+            calls.append(1)
+            return super().m_step(stats) if len(calls) == 1 else self.params(lam0)
+
+    model = Broken(4, 0.25, 0.1)
+    params = model.params(lam0)
+    with pytest.raises(MonotonicityError):
+        run_em(model, X, None, params, max_iter=5, tol=0.0, check_monotonic="raise")
+
+
+def test_result_does_not_depend_on_threads(corpus):
+    X = sp.vstack([corpus[0]] * 80).tocsr()  # large enough to be split into blocks
+    fits = [LatentDirichletAllocation(4, max_iter=2, random_state=0, n_jobs=n,
+                                      optimize_doc_topic_prior=True).fit(X) for n in (1, 2)]
+    np.testing.assert_array_equal(fits[0].components_, fits[1].components_)
+    np.testing.assert_array_equal(fits[0].doc_topic_prior_, fits[1].doc_topic_prior_)
+
+
+# ---------------------------------------------------------------------------- references
+def test_recovers_true_topics_and_matches_sklearn_perplexity():
+    X, beta, _ = make_corpus(700, 80, 5, 80, seed=2)
+    train, test = X[:600], X[600:]
+    lda = LatentDirichletAllocation(5, max_iter=30, random_state=0,
+                                    check_monotonic="raise").fit(train)
+    assert matched_cosine(lda.components_, beta) >= 0.9
+    sk = SkLDA(5, max_iter=30, random_state=0).fit(train)
+    # one common routine on both models' topics: emkit's held-out bound with the same priors
+    common = LDAModel(5, 0.2, 0.2)
+    perp = [
+        np.exp(-common.document_bound(common.params(c), common.e_step(common.params(c), test)[0])
+               / test.sum())
+        for c in (lda.components_, sk.components_)
+    ]
+    assert perp[0] <= perp[1] * 1.005
+    assert lda.perplexity(test) <= sk.perplexity(test) * 1.005
+
+
+def test_optimize_alpha_learns_asymmetric_prior():
+    X, beta, _ = make_corpus(800, 60, 3, 60, alpha=[0.05, 0.5, 2.0], seed=5)
+    lda = LatentDirichletAllocation(3, max_iter=30, random_state=0, optimize_doc_topic_prior=True,
+                                    check_monotonic="raise").fit(X)
+    order = linear_sum_assignment(-(beta @ lda.components_.T))[1]
+    alpha = lda.doc_topic_prior_[order]
+    assert alpha[0] < alpha[1] < alpha[2]
+    assert lda.doc_topic_prior_.shape == (3,)
+
+
+def test_score_transform_agree_with_sklearn_for_the_same_topics(corpus):
+    X = corpus[0]
+    ours = LatentDirichletAllocation(4, max_iter=0, random_state=0).fit(X)
+    sk = SkLDA(4, max_iter=0, random_state=0).fit(X)
+    np.testing.assert_allclose(ours.components_, sk.components_)
+    np.testing.assert_allclose(ours.exp_dirichlet_component_, sk.exp_dirichlet_component_,
+                               rtol=1e-8)
+    np.testing.assert_allclose(ours.transform(X), sk.transform(X), rtol=1e-4, atol=1e-6)
+    assert ours.score(X) == pytest.approx(sk.score(X), rel=1e-6)
+    assert ours.perplexity(X) == pytest.approx(sk.perplexity(X), rel=1e-6)
+    assert ours.perplexity(X, sub_sampling=True) == pytest.approx(
+        sk.perplexity(X, sub_sampling=True), rel=1e-6)
+    assert ours.perplexity(X) == pytest.approx(np.exp(-ours.score(X) / X.sum()))
+
+
+# ---------------------------------------------------------------------------- weights
+def test_integer_weights_equal_repeated_documents(corpus):
+    X = corpus[0][:80]
+    w = np.random.default_rng(0).integers(0, 3, X.shape[0])
+    Xr = X[np.repeat(np.arange(X.shape[0]), w)]
+    a = LatentDirichletAllocation(4, max_iter=5, random_state=0).fit(X, sample_weight=w)
+    b = LatentDirichletAllocation(4, max_iter=5, random_state=0).fit(Xr)
+    np.testing.assert_allclose(a.components_, b.components_, rtol=1e-9)
+    assert a.score(X, sample_weight=w) == pytest.approx(b.score(Xr), rel=1e-10)
+    assert a.bound_ == pytest.approx(b.bound_, rel=1e-10)
+
+
+# ---------------------------------------------------------------------------- online
+def test_online_fit_and_partial_fit():
+    X, beta, _ = make_corpus(600, 60, 4, 60, seed=1)
+    kw = dict(batch_size=64, random_state=2)  # a seed whose start leads to the true topics
+    lda = LatentDirichletAllocation(4, learning_method="online", max_iter=10, **kw).fit(X)
+    sk = SkLDA(4, learning_method="online", max_iter=10, **kw).fit(X)
+    assert matched_cosine(lda.components_, beta) >= 0.9
+    assert lda.perplexity(X) <= sk.perplexity(X) * 1.01
+    assert lda.n_iter_ == 10 and lda.n_batch_iter_ == 1 + 10 * 10
+    assert len(lda.trace_) == 11
+    part = LatentDirichletAllocation(4, total_samples=600, **kw)
+    for _ in range(10):
+        part.partial_fit(X)
+    assert matched_cosine(part.components_, beta) >= 0.9
+    # continuing a batch fit online keeps the topics' scale
+    lda2 = LatentDirichletAllocation(4, max_iter=5, total_samples=600, **kw).fit(X)
+    lda2.partial_fit(X[:64])
+    assert matched_cosine(lda2.components_, beta) >= 0.9
+
+
+def test_online_update_matches_sklearn_from_the_same_start():
+    """Blending the scaled statistics is scikit-learn's online update of ``components_``."""
+    X, _, _ = make_corpus(100, 30, 3, 40, seed=3)
+    sk = SkLDA(3, learning_method="online", max_iter=1, batch_size=50, random_state=0,
+               total_samples=100).fit(X)
+    rs = np.random.RandomState(0)
+    lam0 = rs.gamma(100.0, 0.01, (3, 30))
+    model = LDAModel(3, 1 / 3, 1 / 3, restart_every=0)
+    params, stats = model.params(lam0), LDAStats.from_lambda(lam0, 1 / 3)
+    for t, sl in enumerate((slice(0, 50), slice(50, 100)), start=1):
+        gamma0 = rs.gamma(100.0, 0.01, (50, 3))  # scikit-learn's draw for this mini-batch
+        batch, _ = model.e_step(params, X[sl], None, gamma0)
+        stats = stats.blend((10.0 + t) ** -0.7, batch * (100 / 50))
+        params = model.m_step(stats)
+    np.testing.assert_allclose(params.lambda_, sk.components_, rtol=1e-5)
+
+
+# ---------------------------------------------------------------------------- inputs
+def test_input_validation(corpus):
+    X = corpus[0]
+    lda = LatentDirichletAllocation(3, max_iter=2, random_state=0)
+    bad = X.toarray()
+    bad[0, 0] = -1
+    with pytest.raises(ValueError, match="Negative"):
+        lda.fit(bad)
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError):
+        lda.fit(bad)
+    with pytest.raises(ValueError, match="learning_method"):
+        LatentDirichletAllocation(learning_method="stochastic").fit(X)
+    lda.fit(X)
+    with pytest.raises(ValueError, match="features"):
+        lda.transform(X[:, :-1])
+    with pytest.raises(ValueError, match="features"):
+        lda.perplexity(X[:, :-1])
+    with pytest.raises(ValueError):
+        lda.score(X, sample_weight=np.ones(3))
+
+
+def test_formats_float_counts_empty_documents_and_no_mutation(corpus):
+    X = corpus[0][:50].copy()
+    X.data = X.data * 0.5  # float counts
+    X = X.tolil()
+    X[5, :] = 0
+    X = X.tocsr()
+    copy = X.copy()
+    lda = LatentDirichletAllocation(3, max_iter=3, random_state=0, doc_topic_prior=0.3)
+    reference = lda.fit(X).transform(X)
+    np.testing.assert_array_equal(X.toarray(), copy.toarray())
+    np.testing.assert_allclose(reference[5], np.full(3, 1 / 3))  # empty: the (uniform) prior
+    for fmt in (X.toarray(), X.tocoo(), X.tocsc(), X.tolil()):
+        out = LatentDirichletAllocation(3, max_iter=3, random_state=0,
+                                        doc_topic_prior=0.3).fit(fmt).transform(fmt)
+        np.testing.assert_allclose(out, reference, rtol=1e-12)
+    unnorm = lda.transform(X, normalize=False)
+    np.testing.assert_allclose(unnorm[5], np.full(3, 0.3))
+
+
+def test_corpus_columns_keep_duplicates():
+    X = sp.csr_matrix((np.array([1.0, 2.0, 3.0]), np.array([1, 1, 0]), np.array([0, 2, 3])),
+                      shape=(2, 3))
+    c = Corpus.from_matrix(X)
+    col_indptr, col_docs, col_pos = c.columns
+    np.testing.assert_array_equal(col_indptr, [0, 1, 3, 3])
+    np.testing.assert_array_equal(col_docs, [1, 0, 0])
+    np.testing.assert_array_equal(np.sort(col_pos[1:]), [0, 1])
+
+
+def test_evaluate_every_stops_on_perplexity(corpus):
+    X = corpus[0]
+    lda = LatentDirichletAllocation(4, max_iter=200, evaluate_every=1, perp_tol=1e-1,
+                                    random_state=0).fit(X)
+    assert lda.n_iter_ < 200
+    perp = np.exp(-lda.trace_.elbo_after_e)
+    assert abs(perp[-1] - perp[-2]) < 1e-1
+
+
+def test_stats_from_lambda_round_trip():
+    lam = np.random.RandomState(0).gamma(100.0, 0.01, (3, 7))
+    model = LDAModel(3, 0.3, 0.1)
+    np.testing.assert_allclose(model.m_step(LDAStats.from_lambda(lam, 0.1)).lambda_, lam)
+
+
+@parametrize_with_checks(
+    [LatentDirichletAllocation(3, max_iter=5, random_state=0),
+     LatentDirichletAllocation(2, max_iter=3, optimize_doc_topic_prior=True, n_jobs=2,
+                               random_state=0)]
+)
+def test_sklearn_compatible(estimator, check):
+    """Batch learning only: online mini-batches of repeated documents differ from weighted ones,
+    so online learning cannot pass the sample-weight equivalence check (nor can scikit-learn's)."""
+    check(estimator)
+
+
+def test_online_passes_the_other_estimator_checks():
+    from sklearn.utils.estimator_checks import check_estimator
+
+    est = LatentDirichletAllocation(2, learning_method="online", max_iter=3, batch_size=8,
+                                    optimize_doc_topic_prior=True, random_state=0)
+    results = check_estimator(est, on_fail=None)
+    failed = [r for r in results if r["status"] == "failed"]
+    assert {r["check_name"] for r in failed} == {
+        "check_sample_weight_equivalence_on_dense_data",
+        "check_sample_weight_equivalence_on_sparse_data",
+    }

@@ -15,6 +15,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import _num_samples
 
 from ._em import CHECK_MONOTONIC, IterationInfo, monotonic_rtol, run_em
+from .kernels._parallel import blas_single_thread
 from ._validation import (
     check_choice,
     check_fit_data,
@@ -160,6 +161,14 @@ class BaseEMMixture(DensityMixin, BaseEstimator):
                 user_cb(info)
 
         rtol = monotonic_rtol(X.dtype)
+        with blas_single_thread():
+            best, traces = self._run_inits(
+                model, X, sw, n_init, do_init, random_state, printer, callback, rtol
+            )
+        return self._finish_fit(X, model, best, traces)
+
+    def _run_inits(self, model, X, sw, n_init, do_init, random_state, printer, callback, rtol):
+        """Run EM from every initialisation; return the best result and all traces."""
         best, traces = None, []
         for init in range(n_init):
             printer.begin_init(init)
@@ -174,13 +183,15 @@ class BaseEMMixture(DensityMixin, BaseEstimator):
             traces.append(result.trace)
             if best is None or result.lower_bound > best.lower_bound:
                 best = result
+        return best, traces
 
+    def _finish_fit(self, X, model, best, traces):
         if not best.converged and self.max_iter > 0:
             warnings.warn(
                 "Best performing initialization did not converge. Try different init "
                 "parameters, or increase max_iter, tol, or check for degenerate data.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
         self._model_ = model
         self._params_ = best.params

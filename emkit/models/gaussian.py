@@ -228,6 +228,17 @@ class GaussianStats:
         return (1.0 - rho) * self + rho * other
 
 
+def _add_parts(a, b):
+    """Fold two blocks' ``(stats, log-evidence, entropy)`` (the first owns its arrays)."""
+    sa, sb = a[0], b[0]
+    if isinstance(sa, tuple):
+        for x, y in zip(sa, sb, strict=True):
+            x += y
+    else:
+        sa += sb
+    return sa, a[1] + b[1], a[2] + b[2]
+
+
 @dataclass(frozen=True)
 class _Prepared:
     path: str
@@ -423,7 +434,9 @@ class GaussianModel:
                 R *= wb[:, None]
             return self._stats_about(Xb, R, prep.shift), ll, ent
 
-        parts = map_row_blocks(block, n, self._block_size(d, prep.path), self.n_threads)
+        parts = map_row_blocks(
+            block, n, self._block_size(d, prep.path), self.n_threads, combine=_add_parts
+        )
         total_weight = float(n if w is None else np.sum(w, dtype=np.float64))
         ll = float(sum(p[1] for p in parts))
         ent = float(sum(p[2] for p in parts))

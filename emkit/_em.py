@@ -57,7 +57,12 @@ def monotonic_rtol(dtype) -> float:
 
 @dataclass(frozen=True)
 class IterationInfo:
-    """What the driver reports to the progress callback after every iteration."""
+    """What the driver reports to the progress callback after every iteration.
+
+    ``elbo`` is the per-sample bound after the iteration's E-step (at the new parameters);
+    ``change`` is the per-sample change that the stopping rule tested (between the two E-steps
+    before this iteration's M-step; ``inf`` on the first iteration).
+    """
 
     init: int
     iteration: int
@@ -130,6 +135,12 @@ def run_em(
 ) -> EMResult:
     """Run EM from ``params`` until the per-sample change of the bound is below ``tol``.
 
+    Iteration ``n`` runs the M-step from the statistics of E-step ``n - 1`` and then E-step
+    ``n``. As in scikit-learn, the run stops after iteration ``n`` when E-steps ``n - 1`` and
+    ``n - 2`` differ by less than ``tol`` per sample (so ``n_iter`` and the returned
+    parameters are scikit-learn's); unlike scikit-learn, the bound returned is that of E-step
+    ``n``, i.e. of the returned parameters.
+
     Parameters
     ----------
     model : object
@@ -169,8 +180,14 @@ def run_em(
     log_ev = float(stats.log_evidence)
     converged = False
     n_iter = 0
+    prev_elbo_e = -np.inf
 
     for n_iter in range(1, max_iter + 1):
+        # scikit-learn's rule: stop after the M-step of the iteration whose preceding E-step
+        # changed the bound by less than tol; emkit then also runs the final E-step, so the
+        # bound, labels and trace belong to the parameters it returns.
+        change = (elbo_e - prev_elbo_e) / scale
+        converged = abs(change) < tol
         new_params = model.m_step(stats)
         elbo_m = float(model.elbo(new_params, stats))
         size_m = _roundoff_scale(model, new_params, stats, weight)
@@ -198,9 +215,8 @@ def run_em(
                 seconds=time.perf_counter() - t_start,
             )
         )
-        change = (new_elbo_e - elbo_e) / scale
+        prev_elbo_e = elbo_e
         params, stats, elbo_e, log_ev = new_params, new_stats, new_elbo_e, new_log_ev
-        converged = abs(change) < tol
         stop = False
         if callback is not None:
             stop = bool(

@@ -20,6 +20,7 @@ from ..models.gaussian import (
     COVARIANCE_TYPES,
     GaussianModel,
     GaussianParams,
+    center_and_spread,
     precision_cholesky_from_precisions,
 )
 
@@ -143,11 +144,12 @@ class GaussianMixture(BaseEMMixture):
         )
 
     def _make_model(self, X, sample_weight=None):
-        center = np.average(X, axis=0, weights=sample_weight).astype(np.float64)
+        center, spread = center_and_spread(X, sample_weight)
         return GaussianModel(
             covariance_type=self.covariance_type,
             reg_covar=float(self.reg_covar),
             center=center,
+            spread=spread,
             dtype=np.dtype(X.dtype),
         )
 

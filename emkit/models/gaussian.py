@@ -20,6 +20,7 @@ __all__ = [
     "GaussianParams",
     "GaussianStats",
     "GaussianModel",
+    "center_and_spread",
     "precision_cholesky_from_covariances",
     "precision_cholesky_from_precisions",
 ]
@@ -28,10 +29,13 @@ COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 LOG_2PI = kern.LOG_2PI
 _LOG_TINY = float(np.log(np.finfo(np.float64).tiny))
 
-#: How much larger than the exact path's round-off the fast path's may be, per dtype:
-#: the fast path is used while (max_k mu_k'^T P_k mu_k' + D) / D stays below this factor
-#: (mu_k' is the component mean measured from the data centre).
-FAST_PATH_MAX_AMPLIFICATION = {np.dtype(np.float64): 1e3, np.dtype(np.float32): 30.0}
+#: How much larger than the exact path's round-off the fast path's may be, per dtype. The fast
+#: path sums products ``P_ij y_i y_j`` of centred data ``y = x - c``; the exact path sums the
+#: squares of ``(x - mu_k) U_k``, about D for a point of component k. So the fast path is used
+#: while ``max_k s_k^T |P_k| s_k / D`` stays below this factor, with
+#: ``s_k = |mu_k - c| + spread`` (spread: the data's per-feature deviation about c). The same
+#: ratio bounds the cancellation in the M-step's ``S / N_k - m m^T`` about c.
+FAST_PATH_MAX_AMPLIFICATION = {np.dtype(np.float64): 1e4, np.dtype(np.float32): 100.0}
 
 
 def _collapse_error(k, reg_covar, dtype, what="is not positive definite"):
@@ -228,6 +232,28 @@ class GaussianStats:
         return (1.0 - rho) * self + rho * other
 
 
+def center_and_spread(X, sample_weight=None, n_threads=None):
+    """Weighted mean of the rows and root-mean-square deviation from it, per feature.
+
+    Two passes over row blocks, float64, no ``N x D`` temporary.
+    """
+    n, d = X.shape
+    bs = max(256, (1 << 20) // (8 * max(d, 1)))
+
+    def moments(sl, c=None):
+        Xb = X[sl].astype(np.float64)
+        w = None if sample_weight is None else sample_weight[sl].astype(np.float64)
+        if c is None:
+            return Xb.sum(axis=0) if w is None else w @ Xb
+        Y = Xb - c
+        return (Y * Y).sum(axis=0) if w is None else w @ (Y * Y)
+
+    total = float(n if sample_weight is None else np.sum(sample_weight, dtype=np.float64))
+    c = sum(map_row_blocks(moments, n, bs, n_threads)) / total
+    var = sum(map_row_blocks(lambda sl: moments(sl, c), n, bs, n_threads)) / total
+    return c, np.sqrt(var)
+
+
 def _add_parts(a, b):
     """Fold two blocks' ``(stats, log-evidence, entropy)`` (the first owns its arrays)."""
     sa, sb = a[0], b[0]
@@ -239,14 +265,21 @@ def _add_parts(a, b):
     return sa, a[1] + b[1], a[2] + b[2]
 
 
+def _add_parts_stats(a, b):
+    """Fold two blocks' ``(nk, sx, sxx)`` (the first owns its arrays)."""
+    for x, y in zip(a, b, strict=True):
+        x += y
+    return a
+
+
 @dataclass(frozen=True)
 class _Prepared:
     path: str
     dtype: np.dtype
     center: np.ndarray
     Wt: np.ndarray | None = None         # fast path: K x F coefficients, data dtype
-    means: np.ndarray | None = None      # exact path: K x D, in dtype
-    pc: np.ndarray | None = None         # exact path: precisions_cholesky, in dtype
+    means: np.ndarray | None = None      # exact path: K x D, float64
+    pc: np.ndarray | None = None         # exact path: precisions_cholesky, float64
     const: np.ndarray | None = None      # exact path: log w_k + log det U_k - D/2 log 2 pi
     shift: np.ndarray | None = None      # exact path: float64 copy of ``means``
 
@@ -262,6 +295,9 @@ class GaussianModel:
         Added to the diagonal of every covariance in the M-step.
     center : ndarray of shape (D,), optional
         Reference point of the fast path's quadratic form (the data's mean works best).
+    spread : ndarray of shape (D,), optional
+        The data's root-mean-square deviation from ``center`` per feature (see
+        :func:`center_and_spread`); used by the fast path's accuracy rule.
     dtype : dtype
         Precision of the passes over the data (float32 or float64).
     path : {"auto", "fast", "exact"}
@@ -276,6 +312,7 @@ class GaussianModel:
     covariance_type: str = "full"
     reg_covar: float = 1e-6
     center: np.ndarray | None = None
+    spread: np.ndarray | None = None
     dtype: np.dtype = np.dtype(np.float64)
     path: str = "auto"
     block_size: int | None = None
@@ -287,25 +324,31 @@ class GaussianModel:
             return np.zeros(d)
         return np.asarray(self.center, dtype=np.float64)
 
+    def amplification(self, params: GaussianParams) -> float:
+        """Worst-case round-off of the fast path relative to the exact one (see the constant
+        :data:`FAST_PATH_MAX_AMPLIFICATION`)."""
+        d = params.n_features
+        c = self._center(d)
+        spread = np.zeros(d) if self.spread is None else np.asarray(self.spread, np.float64)
+        s = np.abs(params.means - c) + spread
+        P = np.abs(params.precisions())
+        ct = self.covariance_type
+        if ct == "full":
+            a = np.einsum("ki,kij,kj->k", s, P, s)
+        elif ct == "tied":
+            a = np.einsum("ki,ij,kj->k", s, P, s)
+        elif ct == "diag":
+            a = np.sum(P * s**2, axis=1)
+        else:
+            a = P * np.sum(s**2, axis=1)
+        return float(np.max(a) / d) if np.all(np.isfinite(a)) else np.inf
+
     def fast_path_ok(self, params: GaussianParams) -> bool:
         """Whether the blocked quadratic form is accurate enough for ``params``."""
         if self.path != "auto":
             return self.path == "fast"
-        c = self._center(params.n_features)
-        mu = params.means - c
-        P = params.precisions()
-        ct = self.covariance_type
-        if ct == "full":
-            kappa = np.einsum("ki,kij,kj->k", mu, P, mu)
-        elif ct == "tied":
-            kappa = np.einsum("ki,ij,kj->k", mu, P, mu)
-        elif ct == "diag":
-            kappa = np.sum(P * mu**2, axis=1)
-        else:
-            kappa = P * np.sum(mu**2, axis=1)
-        d = params.n_features
-        limit = FAST_PATH_MAX_AMPLIFICATION.get(np.dtype(self.dtype), 30.0)
-        return bool(np.all(np.isfinite(kappa)) and (np.max(kappa) + d) / d <= limit)
+        limit = FAST_PATH_MAX_AMPLIFICATION.get(np.dtype(self.dtype), 100.0)
+        return self.amplification(params) <= limit
 
     def prepare(self, params: GaussianParams) -> _Prepared:
         dtype = np.dtype(self.dtype)
@@ -314,11 +357,10 @@ class GaussianModel:
         if self.fast_path_ok(params):
             W = self._coefficients(params, c, const)
             return _Prepared("fast", dtype, c.astype(dtype), Wt=np.ascontiguousarray(W.T))
-        means = params.means.astype(dtype)
+        # the exact path is the reference: it works in float64 whatever the data's dtype
         return _Prepared(
-            "exact", dtype, c.astype(dtype), means=means,
-            pc=params.precisions_cholesky.astype(dtype), const=const.astype(dtype),
-            shift=means.astype(np.float64),
+            "exact", dtype, c.astype(dtype), means=params.means,
+            pc=params.precisions_cholesky, const=const, shift=params.means,
         )
 
     def _coefficients(self, params, c, const):
@@ -357,12 +399,13 @@ class GaussianModel:
         return kern.square_features(Xb, prep.center)
 
     def _block_log_prob(self, Xb, prep):
-        """``log w_k + log N(x_n | k)`` for a block (B x K, in the data's dtype)."""
+        """``log w_k + log N(x_n | k)`` for a block (B x K; float64 on the exact path)."""
         if prep.path == "fast":
             return (prep.Wt @ self._features(Xb, prep)).T
         ct = self.covariance_type
         k_all = prep.means.shape[0]
-        L = np.empty((Xb.shape[0], k_all), dtype=prep.dtype)
+        Xb = Xb.astype(np.float64, copy=False)
+        L = np.empty((Xb.shape[0], k_all))
         for k in range(k_all):
             diff = Xb - prep.means[k]
             if ct == "full":
@@ -428,6 +471,7 @@ class GaussianModel:
                     ll = float(np.sum(log_norm, dtype=np.float64))
                 # entropy is sum_n w_n log_norm_n - <W, G>, computed once after the merge
                 return (Phi @ Lt.T).astype(np.float64), ll, 0.0
+            Xb = Xb.astype(np.float64, copy=False)
             L = self._block_log_prob(Xb, prep)
             R, _, ll, ent = kern.normalize_log_prob(L, wb)
             if wb is not None:
@@ -454,11 +498,14 @@ class GaussianModel:
             shift = prep.shift
         return GaussianStats(nk, sx, sxx, shift, ll, ent, total_weight), None
 
-    def stats_from_resp(self, X, resp, sample_weight=None, shift=None) -> GaussianStats:
-        """Statistics for given responsibilities (initialisation), about ``shift`` (D,).
+    def stats_from_resp(self, X, resp, sample_weight=None) -> GaussianStats:
+        """Statistics for given responsibilities (initialisation), exact and in float64.
 
         ``resp`` is either an ``N x K`` array or, for hard assignments, a pair
-        ``(labels, n_components)``, which never materialises an ``N x K`` array.
+        ``(labels, n_components)`` (label ``n_components`` meaning "no component"), which
+        never materialises an ``N x K`` array. Two passes: the component means first, then the
+        scatter about them, so a one-point component gets exactly zero scatter (its covariance
+        is then exactly ``reg_covar``), whatever the data's offset or dtype.
         """
         n, d = X.shape
         if isinstance(resp, tuple):
@@ -466,25 +513,39 @@ class GaussianModel:
             labels = np.asarray(labels)
         else:
             labels, k_all = None, resp.shape[1]
-        s = self._center(d) if shift is None else np.asarray(shift, np.float64)
-        shift = np.broadcast_to(s, (k_all, d))
+        c = self._center(d)
 
-        def block(sl):
+        def weights(sl):
             if labels is None:
-                Rw = resp[sl].astype(X.dtype, copy=True)
+                Rw = resp[sl].astype(np.float64, copy=True)
             else:
                 # label k_all means "no component" (k-means++ seeds: one point each)
-                Rw = np.zeros((sl.stop - sl.start, k_all + 1), dtype=X.dtype)
+                Rw = np.zeros((sl.stop - sl.start, k_all + 1))
                 Rw[np.arange(Rw.shape[0]), labels[sl]] = 1
                 Rw = Rw[:, :k_all]
             if sample_weight is not None:
                 Rw *= sample_weight[sl, None]
-            return self._stats_about(X[sl], Rw, shift)
+            return Rw
 
-        parts = map_row_blocks(block, n, self._block_size(d, "exact"), self.n_threads)
-        nk, sx, sxx = (sum(p[i] for p in parts[1:]) + parts[0][i] for i in range(3))
+        def first(sl):
+            Rw = weights(sl)
+            return Rw.sum(axis=0), Rw.T @ (X[sl].astype(np.float64) - c)
+
+        bs = self._block_size(d, "exact")
+        parts = map_row_blocks(first, n, bs, self.n_threads)
+        nk = sum(p[0] for p in parts)
+        sx = sum(p[1] for p in parts)
+        means = c + np.divide(sx, nk[:, None], out=np.zeros_like(sx), where=nk[:, None] > 0)
+
+        parts = map_row_blocks(
+            lambda sl: self._stats_about(X[sl].astype(np.float64), weights(sl), means),
+            n, bs, self.n_threads, combine=_add_parts_stats,
+        )
+        nk, sx, sxx = parts[0]
+        for p in parts[1:]:
+            nk, sx, sxx = nk + p[0], sx + p[1], sxx + p[2]
         total = float(n if sample_weight is None else np.sum(sample_weight, dtype=np.float64))
-        return GaussianStats(nk, sx, sxx, shift, np.nan, np.nan, total)
+        return GaussianStats(nk, sx, sxx, means, np.nan, np.nan, total)
 
     def m_step(self, stats: GaussianStats) -> GaussianParams:
         """Maximise the ELBO (with scikit-learn's ``reg_covar``) from the statistics alone."""

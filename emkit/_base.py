@@ -15,7 +15,6 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import _num_samples
 
 from ._em import CHECK_MONOTONIC, IterationInfo, monotonic_rtol, run_em
-from .kernels._parallel import blas_single_thread
 from ._validation import (
     check_choice,
     check_fit_data,
@@ -24,12 +23,13 @@ from ._validation import (
     check_real,
     check_sample_weight,
 )
+from .kernels._parallel import blas_single_thread
 
 __all__ = ["BaseEMMixture", "VerbosePrinter"]
 
 
 class VerbosePrinter:
-    """The progress callback behind ``verbose``: prints as scikit-learn's mixtures do."""
+    """The progress callback behind ``verbose``: prints what scikit-learn's mixtures print."""
 
     def __init__(self, verbose: int, verbose_interval: int = 10, stream=None):
         self.verbose = verbose
@@ -47,24 +47,29 @@ class VerbosePrinter:
         self._t_init = self._t_iter = time.perf_counter()
 
     def __call__(self, info: IterationInfo) -> None:
-        if self.verbose >= 2 and info.iteration % self.verbose_interval == 0:
+        if self.verbose < 1 or info.iteration % self.verbose_interval != 0:
+            return
+        if self.verbose == 1:
+            self._print(f"  Iteration {info.iteration}")
+        else:
             now = time.perf_counter()
             self._print(
                 f"  Iteration {info.iteration}\t time lapse {now - self._t_iter:.5f}s\t "
-                f"elbo {info.elbo:.6f}\t change {info.change:.3e}"
+                f"ll change {info.change:.5f}"
             )
             self._t_iter = now
 
     def end_init(self, lower_bound: float, converged: bool) -> None:
-        if self.verbose >= 1:
-            state = "converged" if converged else "did not converge"
-            extra = ""
-            if self.verbose >= 2:
-                extra = (
-                    f"\t time lapse {time.perf_counter() - self._t_init:.5f}s\t "
-                    f"lower bound {lower_bound:.5f}"
-                )
-            self._print(f"Initialization {state}.{extra}")
+        if self.verbose < 1:
+            return
+        state = "converged" if converged else "did not converge"
+        if self.verbose == 1:
+            self._print(f"Initialization {state}.")
+        else:
+            self._print(
+                f"Initialization {state}. time lapse {time.perf_counter() - self._t_init:.5f}s"
+                f"\t lower bound {lower_bound:.5f}."
+            )
 
 
 class BaseEMMixture(DensityMixin, BaseEstimator):
@@ -103,6 +108,9 @@ class BaseEMMixture(DensityMixin, BaseEstimator):
         check_int(self.max_iter, "max_iter", low=0)
         check_int(self.n_init, "n_init", low=1)
         check_int(self.verbose, "verbose", low=0)
+        check_int(getattr(self, "verbose_interval", 1), "verbose_interval", low=1)
+        if not isinstance(self.warm_start, (bool, np.bool_)):
+            raise ValueError(f"warm_start must be a bool, got {self.warm_start!r}.")
         check_choice(self.check_monotonic, "check_monotonic", CHECK_MONOTONIC)
         if self.callback is not None and not callable(self.callback):
             raise ValueError(f"callback must be callable or None, got {self.callback!r}.")
@@ -208,12 +216,16 @@ class BaseEMMixture(DensityMixin, BaseEstimator):
     # ---------------------------------------------------------------- prediction
     def _weighted_log_prob(self, X):
         X = self._validate_predict_X(X)
-        return self._model_for(X).log_prob(self._params_, X)
+        model = self._model_for(X)
+        if not hasattr(X, "tocsr"):
+            X = X.astype(model.dtype, copy=False)
+        return model.log_prob(self._params_, X)
 
     def _model_for(self, X):
+        """The fitted model, computing in float32 only when both the fit and X are float32."""
         from dataclasses import replace
 
-        return replace(self._model_, dtype=np.dtype(X.dtype))
+        return replace(self._model_, dtype=np.result_type(X.dtype, self._model_.dtype))
 
     def score_samples(self, X):
         """Log-density ``log p(x_n | theta)`` of every sample (the per-sample evidence)."""

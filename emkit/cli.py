@@ -45,6 +45,20 @@ def _demo(args) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a non-negative number, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="emkit", description="EM and variational EM with a visible ELBO."
@@ -52,12 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     demo = sub.add_parser("demo", help="fit a GaussianMixture to iris and print the ELBO trace")
     for p in (parser, demo):
-        p.add_argument("--n-components", type=int, default=3)
+        p.add_argument("--n-components", type=_positive_int, default=3)
         p.add_argument(
             "--covariance-type", default="full", choices=["full", "tied", "diag", "spherical"]
         )
-        p.add_argument("--tol", type=float, default=1e-6)
-        p.add_argument("--max-iter", type=int, default=200)
+        p.add_argument("--tol", type=_non_negative_float, default=1e-6)
+        p.add_argument("--max-iter", type=_positive_int, default=200)
         p.add_argument("--random-state", type=int, default=0)
     return parser
 

@@ -117,8 +117,6 @@ def test_warm_start_continues_from_fitted_parameters():
         first = gm.lower_bound_
         gm.fit(X)
     assert gm.trace_.elbo_after_e[0] == pytest.approx(first, rel=1e-13)
-    ref = fit(X, n_components=3, max_iter=4, tol=0.0) if False else None
-    del ref
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         straight = fit(X, n_components=3, max_iter=4, tol=0.0)
@@ -140,7 +138,12 @@ def test_callback_and_verbose_report_progress(capsys):
     assert len(seen) == gm.n_iter_ and all(isinstance(i, IterationInfo) for i in seen)
     assert seen[-1].converged and seen[-1].elbo == gm.lower_bound_
     out = capsys.readouterr().out
-    assert "Initialization 0" in out and "Iteration 1" in out and "converged" in out
+    assert "Initialization 0" in out and "Iteration 1\t time lapse" in out
+    assert "ll change" in out and "Initialization converged." in out
+    fit(X, n_components=2, verbose=1, verbose_interval=2)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "Initialization 0" and out[1] == "  Iteration 2"
+    assert out[-1] == "Initialization converged."
 
 
 # ----------------------------------------------------------------------------- weights and dtype
@@ -153,7 +156,7 @@ def test_integer_weights_equal_repeated_rows(ct):
               precisions_init=p, tol=0.0, max_iter=10)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        a = fit(X, **kw) if False else GaussianMixture(**kw).fit(X, sample_weight=counts)
+        a = GaussianMixture(**kw).fit(X, sample_weight=counts)
         b = GaussianMixture(**kw).fit(np.repeat(X, counts, axis=0))
     for name in ["weights_", "means_", "covariances_"]:
         np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-9, atol=1e-12)
@@ -173,6 +176,25 @@ def test_float32_stays_float32_and_agrees_with_float64(ct):
     assert g32.predict_proba(X.astype(np.float32)).dtype == np.float32
     np.testing.assert_allclose(g32.means_, g64.means_, rtol=1e-3, atol=1e-3)
     assert g32.lower_bound_ == pytest.approx(g64.lower_bound_, rel=1e-4)
+
+
+@pytest.mark.parametrize("scale", [1e-15, 1e6])
+def test_fit_does_not_depend_on_the_scale_of_sample_weight(scale):
+    X, _ = blobs(n=150, d=2, k=2, seed=13)
+    plain = fit(X, n_components=2)
+    scaled = GaussianMixture(2, random_state=0, check_monotonic="raise").fit(
+        X, sample_weight=np.full(150, scale)
+    )
+    np.testing.assert_allclose(scaled.means_, plain.means_, rtol=1e-10)
+    assert scaled.n_iter_ == plain.n_iter_
+
+
+def test_predictions_upcast_float32_input_of_a_float64_fit():
+    X, _ = blobs(n=150, d=2, k=2, seed=14)
+    gm = fit(X, n_components=2)
+    X32 = X.astype(np.float32)
+    assert gm.predict_proba(X32).dtype == np.float64
+    np.testing.assert_allclose(gm.score_samples(X32), gm.score_samples(X32.astype(np.float64)))
 
 
 def test_monotonic_rtol_scales_with_precision():
@@ -256,6 +278,9 @@ def test_fewer_samples_than_components():
         (dict(reg_covar=-1.0), "reg_covar"),
         (dict(n_components=0), "n_components"),
         (dict(tol=-1.0), "tol"),
+        (dict(reg_covar=np.inf), "reg_covar"),
+        (dict(verbose_interval=0), "verbose_interval"),
+        (dict(warm_start="yes"), "warm_start"),
     ],
 )
 def test_bad_parameters_are_clear_errors(kw, match):
@@ -274,6 +299,24 @@ def test_bad_sample_weight():
     w[0] = 1.0
     with pytest.raises(ValueError, match="positive sample_weight"):
         GaussianMixture(2).fit(X_OK, sample_weight=w)
+
+
+def test_warm_start_with_a_different_model_is_a_clear_error():
+    gm = fit(X_OK, n_components=2, warm_start=True)
+    gm.set_params(covariance_type="diag")
+    with pytest.raises(ValueError, match="covariance_type"):
+        gm.fit(X_OK)
+    gm.set_params(covariance_type="full", n_components=3)
+    with pytest.raises(ValueError, match="n_components"):
+        gm.fit(X_OK)
+
+
+def test_cli_rejects_bad_arguments(capsys):
+    from emkit.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["demo", "--n-components", "0"])
+    assert "positive integer" in capsys.readouterr().err
 
 
 def test_feature_count_mismatch_at_predict():
@@ -303,13 +346,19 @@ def test_callers_arrays_are_not_modified():
     np.testing.assert_array_equal(m, m0)
 
 
-def test_sample_draws_from_the_fit():
+@pytest.mark.parametrize("ct", COV_TYPES)
+def test_sample_equals_sklearns_on_the_same_parameters(ct):
+    from sklearn.mixture import GaussianMixture as SkGaussianMixture
+
     X, _ = blobs(n=500, d=2, k=2, seed=12)
-    gm = fit(X, n_components=2)
-    Xs, ys = gm.sample(2000)
-    assert Xs.shape == (2000, 2) and ys.shape == (2000,)
-    assert np.bincount(ys, minlength=2).sum() == 2000
-    np.testing.assert_allclose(Xs.mean(0), X.mean(0), atol=0.5)
+    gm = fit(X, n_components=2, covariance_type=ct)
+    sk = SkGaussianMixture(2, covariance_type=ct, random_state=0)
+    for name in ["weights_", "means_", "covariances_", "precisions_cholesky_"]:
+        setattr(sk, name, getattr(gm, name))
+    Xs, ys = gm.sample(700)
+    Xr, yr = sk.sample(700)
+    np.testing.assert_array_equal(ys, yr)
+    np.testing.assert_allclose(Xs, Xr, rtol=1e-12)
     with pytest.raises(ValueError, match="n_samples"):
         gm.sample(0)
 

@@ -134,6 +134,19 @@ class GaussianMixture(BaseEMMixture):
         check_choice(self.covariance_type, "covariance_type", COVARIANCE_TYPES)
         check_choice(self.init_params, "init_params", INIT_PARAMS)
         check_real(self.reg_covar, "reg_covar", low=0.0)
+        if not np.isfinite(self.reg_covar):
+            raise ValueError(f"reg_covar must be finite, got {self.reg_covar!r}.")
+        if self.warm_start and hasattr(self, "_params_"):
+            if self._params_.covariance_type != self.covariance_type:
+                raise ValueError(
+                    f"warm_start: covariance_type is {self.covariance_type!r} but the fitted "
+                    f"model has {self._params_.covariance_type!r}; refit with warm_start=False."
+                )
+            if self._params_.n_components != self.n_components:
+                raise ValueError(
+                    f"warm_start: n_components is {self.n_components} but the fitted model has "
+                    f"{self._params_.n_components}; refit with warm_start=False."
+                )
         k, d = self.n_components, X.shape[1]
         self._weights_init = None if self.weights_init is None else check_weights(
             self.weights_init, k
@@ -217,12 +230,13 @@ class GaussianMixture(BaseEMMixture):
     def _n_parameters(self) -> int:
         check_is_fitted(self)
         k, d = self.means_.shape
+        covariance_type = self._params_.covariance_type
         cov = {
             "full": k * d * (d + 1) / 2.0,
             "diag": k * d,
             "tied": d * (d + 1) / 2.0,
             "spherical": k,
-        }[self.covariance_type]
+        }[covariance_type]
         return int(cov + k * d + k - 1)
 
     # ---------------------------------------------------------------- extras
@@ -244,7 +258,7 @@ class GaussianMixture(BaseEMMixture):
         _, d = self.means_.shape
         rng = check_random_state(self.random_state)
         counts = rng.multinomial(n_samples, self.weights_.astype(np.float64))
-        ct = self.covariance_type
+        ct = self._params_.covariance_type
         if ct == "full":
             X = np.vstack([
                 rng.multivariate_normal(m, c, int(s))

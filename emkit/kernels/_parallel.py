@@ -17,9 +17,24 @@ from contextlib import contextmanager
 __all__ = ["map_row_blocks", "row_blocks", "default_n_threads", "blas_single_thread"]
 
 _lock = threading.Lock()
-_executor: ThreadPoolExecutor | None = None
-_executor_threads = 0
+_executors: dict[int, ThreadPoolExecutor] = {}
 _controller = None
+_limiter = None
+_limit_depth = 0
+
+
+def _reset_after_fork() -> None:
+    """A forked child inherits the pools' objects but not their threads: start afresh."""
+    global _lock, _executors, _controller, _limiter, _limit_depth
+    _lock = threading.Lock()
+    _executors = {}
+    _controller = None
+    _limiter = None
+    _limit_depth = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def default_n_threads() -> int:
@@ -40,47 +55,45 @@ def row_blocks(n_rows: int, block_size: int) -> list[slice]:
 
 
 def _get_executor(n_threads: int) -> ThreadPoolExecutor:
-    global _executor, _executor_threads
+    """One persistent pool per thread count (never shut down under a concurrent caller)."""
     with _lock:
-        if _executor is None or _executor_threads != n_threads:
-            if _executor is not None:
-                _executor.shutdown(wait=True)
-            _executor = ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="emkit")
-            _executor_threads = n_threads
-        return _executor
-
-
-_limit_depth = 0
+        ex = _executors.get(n_threads)
+        if ex is None:
+            ex = ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="emkit")
+            _executors[n_threads] = ex
+        return ex
 
 
 @contextmanager
 def blas_single_thread():
-    """Hold BLAS to one thread for the duration (re-entrant; process-wide).
+    """Hold BLAS to one thread for the duration (re-entrant, safe across threads).
 
-    Wrap a whole fit in it, not only each pass: OpenBLAS's workers spin for a while after every
-    call made with more threads, and a spinning BLAS pool between two E-steps contends with the
-    row-block threads of the next one (measured: E-steps 45-60 ms instead of 33 ms).
+    Process-wide: the first caller in sets the limit, the last one out restores the original
+    thread counts, so concurrent fits never see BLAS released under them. Wrap a whole fit in
+    it, not only each pass: OpenBLAS's workers spin for a while after every call made with more
+    threads, and a spinning BLAS pool between two E-steps contends with the row-block threads
+    of the next one (measured: E-steps 45-60 ms instead of 33 ms).
     """
-    global _controller, _limit_depth
+    global _controller, _limiter, _limit_depth
     with _lock:
-        outer = _limit_depth == 0
         _limit_depth += 1
+        if _limit_depth == 1:
+            try:
+                from threadpoolctl import ThreadpoolController
+
+                if _controller is None:
+                    _controller = ThreadpoolController()
+                _limiter = _controller.limit(limits=1, user_api="blas")
+            except Exception:  # pragma: no cover - never fail a fit over a thread limit
+                _limiter = None
     try:
-        if not outer:
-            yield
-            return
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:  # pragma: no cover - threadpoolctl is a dependency
-            yield
-            return
-        if _controller is None:
-            _controller = ThreadpoolController()
-        with _controller.limit(limits=1, user_api="blas"):
-            yield
+        yield
     finally:
         with _lock:
             _limit_depth -= 1
+            if _limit_depth == 0 and _limiter is not None:
+                _limiter.restore_original_limits()
+                _limiter = None
 
 
 def _run_chunk(func, blocks, combine):

@@ -188,9 +188,10 @@ class GaussianStats:
     ``nk[k] = sum_n w_n r_nk``, ``sx[k] = sum_n w_n r_nk (x_n - shift_k)`` and
     ``sxx[k] = sum_n w_n r_nk (x_n - shift_k)(x_n - shift_k)^T`` (K x D x D for full and tied,
     only the diagonal, K x D, for diag and spherical). Plus ``log_evidence``
-    (``sum_n w_n log p(x_n)``), ``entropy`` (``-sum_n w_n sum_k r_nk log r_nk``) and
-    ``total_weight``. Statistics with the same shift add exactly (``a + b``), and scale
-    (``c * a``) and blend (``a.blend(rho, b)``) for stepwise EM.
+    (``sum_n w_n log p(x_n)``), ``entropy`` (``-sum_n w_n sum_k r_nk log r_nk``),
+    ``total_weight`` and ``n_rows`` (rows seen, which sets the scale of the weights).
+    Statistics with the same shift add exactly (``a + b``), and scale (``c * a``) and blend
+    (``a.blend(rho, b)``) for stepwise EM.
     """
 
     nk: np.ndarray
@@ -200,6 +201,7 @@ class GaussianStats:
     log_evidence: float
     entropy: float
     total_weight: float
+    n_rows: float = 0.0
 
     def _check_compatible(self, other):
         if not isinstance(other, GaussianStats):
@@ -215,14 +217,14 @@ class GaussianStats:
         return GaussianStats(
             self.nk + other.nk, self.sx + other.sx, self.sxx + other.sxx, self.shift,
             self.log_evidence + other.log_evidence, self.entropy + other.entropy,
-            self.total_weight + other.total_weight,
+            self.total_weight + other.total_weight, self.n_rows + other.n_rows,
         )
 
     def __mul__(self, c):
         c = float(c)
         return GaussianStats(
             c * self.nk, c * self.sx, c * self.sxx, self.shift, c * self.log_evidence,
-            c * self.entropy, c * self.total_weight,
+            c * self.entropy, c * self.total_weight, c * self.n_rows,
         )
 
     __rmul__ = __mul__
@@ -496,7 +498,7 @@ class GaussianModel:
         else:
             nk, sx, sxx = (sum(p[0][i] for p in parts[1:]) + parts[0][0][i] for i in range(3))
             shift = prep.shift
-        return GaussianStats(nk, sx, sxx, shift, ll, ent, total_weight), None
+        return GaussianStats(nk, sx, sxx, shift, ll, ent, total_weight, float(n)), None
 
     def stats_from_resp(self, X, resp, sample_weight=None) -> GaussianStats:
         """Statistics for given responsibilities (initialisation), exact and in float64.
@@ -545,12 +547,15 @@ class GaussianModel:
         for p in parts[1:]:
             nk, sx, sxx = nk + p[0], sx + p[1], sxx + p[2]
         total = float(n if sample_weight is None else np.sum(sample_weight, dtype=np.float64))
-        return GaussianStats(nk, sx, sxx, means, np.nan, np.nan, total)
+        return GaussianStats(nk, sx, sxx, means, np.nan, np.nan, total, float(n))
 
     def m_step(self, stats: GaussianStats) -> GaussianParams:
         """Maximise the ELBO (with scikit-learn's ``reg_covar``) from the statistics alone."""
         ct, reg = self.covariance_type, self.reg_covar
-        nk = stats.nk + 10 * np.finfo(self.dtype).eps
+        # scikit-learn's guard against empty components, 10 eps per unit of weight (so that
+        # the fit does not depend on the scale of sample_weight)
+        unit = stats.total_weight / stats.n_rows if stats.n_rows > 0 else 1.0
+        nk = stats.nk + 10 * np.finfo(self.dtype).eps * unit
         m = stats.sx / nk[:, None]
         means = stats.shift + m
         if ct == "full":

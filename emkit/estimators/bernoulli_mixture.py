@@ -67,18 +67,36 @@ def _check_binary(X):
     )
 
 
+#: rows per chunk when building row keys (bounds the temporary CSR of a dense chunk)
+_KEY_CHUNK_ROWS = 4096
+
+
 def _row_keys(X):
-    """One bytes key per row of binary ``X`` (dense or CSR), equal iff the rows are equal."""
-    if sp.issparse(X):
-        X = X.copy()  # the caller's matrix is never touched
-        X.eliminate_zeros()
-        X.sort_indices()
-        ind = X.indices.astype(np.int64, copy=False)
-        ptr = X.indptr
-        return np.array([ind[ptr[i] : ptr[i + 1]].tobytes() for i in range(X.shape[0])],
-                        dtype=object)
-    packed = np.packbits(np.asarray(X) != 0, axis=1)
-    return np.ascontiguousarray(packed).view(np.dtype((np.void, packed.shape[1]))).ravel()
+    """One bytes key per row of binary ``X`` (dense or CSR), equal iff the rows are equal.
+
+    The key is the row's sorted column indices of its ones (int64 bytes) whatever the format,
+    so dense and sparse copies of the same data sort into the same canonical order (and so
+    give the same initialisation for a given ``random_state``). Built in row chunks: a
+    sparse ``X`` is never densified, and the caller's matrix is never touched (row slices
+    are copies).
+    """
+    n = X.shape[0]
+    keys = np.empty(n, dtype=object)
+    for start in range(0, n, _KEY_CHUNK_ROWS):
+        stop = min(start + _KEY_CHUNK_ROWS, n)
+        if sp.issparse(X):
+            B = sp.csr_matrix(X[start:stop], copy=True)
+            B.eliminate_zeros()
+            B.sort_indices()
+            ind = B.indices.astype(np.int64, copy=False)
+            ptr = B.indptr
+        else:
+            rows, ind = np.nonzero(np.asarray(X[start:stop]) != 0)  # row-major: sorted columns
+            ind = ind.astype(np.int64, copy=False)
+            ptr = np.zeros(stop - start + 1, dtype=np.int64)
+            np.cumsum(np.bincount(rows, minlength=stop - start), out=ptr[1:])
+        keys[start:stop] = [ind[ptr[i] : ptr[i + 1]].tobytes() for i in range(stop - start)]
+    return keys
 
 
 def _distinct_patterns(X, sample_weight):
@@ -234,6 +252,11 @@ class BernoulliMixture(BaseEMMixture):
     # ---------------------------------------------------------------- input
     def _prepare_X(self, X):
         threshold = _check_binarize(self.binarize)
+        if sp.issparse(X) and not X.has_canonical_format:
+            # duplicate entries add up (scipy's semantics): sum them, on a copy, before the
+            # binary check or the threshold sees the individual entries
+            X = X.copy()
+            X.sum_duplicates()
         if threshold is None:
             return _check_binary(X)
         return _binarize(X, threshold)
@@ -251,6 +274,14 @@ class BernoulliMixture(BaseEMMixture):
     def _check_hyperparameters(self, X):
         check_choice(self.init_params, "init_params", INIT_PARAMS)
         check_real(self.alpha, "alpha", low=0.0)
+        if not np.isfinite(self.alpha):
+            raise ValueError(f"alpha must be finite, got {self.alpha!r}.")
+        if self.warm_start and hasattr(self, "_params_"):
+            if self._params_.n_components != self.n_components:
+                raise ValueError(
+                    f"warm_start: n_components is {self.n_components} but the fitted model has "
+                    f"{self._params_.n_components}; refit with warm_start=False."
+                )
         k, d = self.n_components, X.shape[1]
         self._weights_init = None if self.weights_init is None else check_weights(
             self.weights_init, k

@@ -236,6 +236,41 @@ def test_sparse_path_never_densifies(monkeypatch):
     bm.score(Xs)
 
 
+@pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random", "random_from_data"])
+@pytest.mark.parametrize("fmt", ["csr", "csc", "coo"])
+def test_sparse_path_never_densifies_more_than_a_seed_row(monkeypatch, init_params, fmt):
+    """Every initialisation and every method; only k-means++ may read a single seed row."""
+    X, _ = _binary(n=120, d=30, k=2, seed=6)
+    w = np.random.default_rng(0).uniform(0.5, 2, 120)
+    Xs = sp.csr_matrix(X).asformat(fmt)
+
+    def guard(original):
+        def densify(self, *args, **kwargs):
+            if self.shape[0] > 1:
+                raise AssertionError(f"the sparse path densified a {self.shape} matrix")
+            return original(self, *args, **kwargs)
+
+        return densify
+
+    for cls in {c for t in (sp.csr_matrix, sp.csr_array, sp.csc_matrix, sp.coo_matrix)
+                for c in t.__mro__}:
+        for name in ("toarray", "todense", "__array__"):
+            if name in vars(cls):
+                monkeypatch.setattr(cls, name, guard(vars(cls)[name]))
+    with pytest.raises(AssertionError, match="densified"):
+        Xs.toarray()
+    for kw in (dict(), dict(binarize=0.5)):
+        bm = BernoulliMixture(2, random_state=0, init_params=init_params, **kw)
+        bm.fit(Xs, sample_weight=w)
+        bm.fit_predict(Xs)
+        bm.predict(Xs)
+        bm.predict_proba(Xs)
+        bm.score_samples(Xs)
+        bm.score(Xs, sample_weight=w)
+        bm.bic(Xs)
+        bm.aic(Xs)
+
+
 @pytest.mark.parametrize("sparse", [False, True])
 def test_never_modifies_callers_arrays(sparse):
     rng = np.random.default_rng(7)
@@ -313,10 +348,12 @@ def test_alpha_keeps_unseen_patterns_finite():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         ml = BernoulliMixture(1, alpha=0.0).fit(X)
-    assert ml.score_samples(unseen)[0] < -500  # log(0), floored
+    # log(1/4) + log(1/4) + log(0), floored at log(2**-1022)
+    assert ml.score_samples(unseen)[0] == pytest.approx(2 * np.log(0.25) - 1022 * np.log(2))
     smoothed = BernoulliMixture(1).fit(X)  # default alpha=1
-    assert smoothed.means_[0, 2] == pytest.approx(1 / 6)  # (0 + 1) / (4 + 2)
-    assert np.isfinite(smoothed.score_samples(unseen)[0]) and smoothed.score(unseen) > -5
+    # add-one rule: (S + 1) / (N + 2) with column sums S = [3, 3, 0], N = 4
+    np.testing.assert_allclose(smoothed.means_[0], [4 / 6, 4 / 6, 1 / 6])
+    assert smoothed.score(unseen) == pytest.approx(2 * np.log(2 / 6) + np.log(1 / 6))
 
 
 def test_sample_warm_start_bic_aic():
@@ -327,7 +364,6 @@ def test_sample_warm_start_bic_aic():
     assert set(np.unique(Xs)) <= {0.0, 1.0}
     np.testing.assert_allclose(Xs[ys == 0].mean(axis=0), bm.means_[0], atol=0.08)
     assert bm._n_parameters() == 2 * 8 + 1
-    assert bm.aic(X) < bm.bic(X)
     with pytest.raises(ValueError, match="n_samples"):
         bm.sample(0)
     warm = BernoulliMixture(2, random_state=0, warm_start=True, max_iter=1)
@@ -450,3 +486,74 @@ def test_float32_sparse_input_to_a_float64_fit_computes_in_float64():
         assert got.dtype == np.float64
         np.testing.assert_allclose(got, ref, rtol=1e-14)
         assert bm.predict_proba(Xin).dtype == np.float64
+
+
+def test_stops_where_scikit_learns_rule_stops():
+    """Textbook EM with scikit-learn's stopping rule (``BaseMixture.fit``), written plainly.
+
+    sklearn's loop: E-step at theta_{n-1} gives ll_{n-1}; M-step gives theta_n; stop when
+    |ll_{n-1} - ll_{n-2}| < tol (per sample). emkit then adds one E-step at theta_n.
+    """
+    X, _ = _binary(n=300, d=10, k=3, seed=12)
+    rng = np.random.default_rng(2)
+    w, m = np.array([0.3, 0.3, 0.4]), rng.uniform(0.2, 0.8, (3, X.shape[1]))
+    w0, m0 = w.copy(), m.copy()
+    tol, lower_bound, n_iter = 1e-4, -np.inf, 0
+    while n_iter < 500:
+        n_iter += 1
+        prev = lower_bound
+        log_p = np.log(w) + X @ np.log(m).T + (1 - X) @ np.log(1 - m).T
+        log_px = logsumexp(log_p, axis=1)
+        resp = np.exp(log_p - log_px[:, None])
+        nk = resp.sum(axis=0)
+        w, m = nk / X.shape[0], (resp.T @ X) / nk[:, None]
+        lower_bound = log_px.mean()
+        if abs(lower_bound - prev) < tol:
+            break
+    final = logsumexp(np.log(w) + X @ np.log(m).T + (1 - X) @ np.log(1 - m).T, axis=1).mean()
+    bm = BernoulliMixture(3, alpha=0.0, weights_init=w0, means_init=m0, tol=tol,
+                          max_iter=500, check_monotonic="raise").fit(X)
+    assert bm.converged_ and bm.n_iter_ == n_iter
+    np.testing.assert_allclose(bm.means_, m, rtol=0, atol=1e-10)
+    assert bm.lower_bound_ == pytest.approx(final, rel=1e-12)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_sample_weight_scale_acts_only_through_alpha(sparse):
+    """alpha is in units of weight: (c * w, c * alpha) fits as (w, alpha); alpha=0 is scale-free.
+
+    Tiny (1e-15) and zero weights included; zero weights equal dropping the rows.
+    """
+    X, _ = _binary(n=200, d=10, k=3, seed=13)
+    w = np.random.default_rng(3).uniform(0.5, 2, 200)
+    w[:20] = 0
+    fmt = sp.csr_matrix if sparse else np.asarray
+    kw = dict(n_components=3, random_state=0, check_monotonic="raise", tol=1e-6, max_iter=500)
+    for alpha in (0.0, 1.0):
+        ref = BernoulliMixture(alpha=alpha, **kw).fit(fmt(X), sample_weight=w)
+        dropped = BernoulliMixture(alpha=alpha, **kw).fit(fmt(X[20:]), sample_weight=w[20:])
+        np.testing.assert_allclose(dropped.means_, ref.means_, atol=1e-10)
+        for c in (1e-15, 1e6):
+            got = BernoulliMixture(alpha=alpha * c, **kw).fit(fmt(X), sample_weight=w * c)
+            assert got.n_iter_ == ref.n_iter_
+            np.testing.assert_allclose(got.means_, ref.means_, atol=1e-10)
+            np.testing.assert_allclose(got.predict_proba(fmt(X)), ref.predict_proba(fmt(X)),
+                                       atol=1e-10)
+    # with alpha > 0 fixed, tiny weights let the prior win: every mean near 0.5, no NaN
+    tiny = BernoulliMixture(alpha=1.0, **kw).fit(fmt(X), sample_weight=w * 1e-15)
+    assert np.all(np.isfinite(tiny.means_)) and np.abs(tiny.means_ - 0.5).max() < 1e-12
+
+
+def test_bic_aic_from_their_definitions():
+    """BIC = -2 log L + p log n, AIC = -2 log L + 2 p, p = K D + K - 1, log L textbook."""
+    X, _ = _binary(n=300, d=8, k=2, seed=14)
+    bm = BernoulliMixture(2, random_state=0).fit(X)
+    w, m = bm.weights_, bm.means_
+    log_l = logsumexp(np.log(w) + X @ np.log(m).T + (1 - X) @ np.log(1 - m).T, axis=1).sum()
+    p = 2 * 8 + 2 - 1
+    assert bm.bic(X) == pytest.approx(-2 * log_l + p * np.log(300), rel=1e-12)
+    assert bm.aic(X) == pytest.approx(-2 * log_l + 2 * p, rel=1e-12)
+    a, ya = bm.sample(50)
+    b, yb = bm.sample(50)
+    np.testing.assert_array_equal(a, b)  # random_state fixed: reproducible, as scikit-learn
+    np.testing.assert_array_equal(ya, yb)

@@ -144,8 +144,16 @@ class BernoulliMixture(BaseEMMixture):
         is a unit-scale count, so ``1 - mu`` stays representable (no rounding to
         ``log(0)``) for any ``N_k`` below ``1e15``, which a tiny ``alpha`` like ``1e-10``
         would not guarantee.
+        ``alpha`` is counted in units of ``sample_weight`` (weights are repeat counts, and
+        ``alpha`` is that many extra observations): multiplying every weight by ``c`` gives
+        the same fit as dividing ``alpha`` by ``c``. With ``alpha=0`` the fit does not depend
+        on the overall scale of the weights; with ``alpha > 0`` small weights (say 1e-15)
+        let the prior dominate and pull every mean towards 0.5, as few observations would.
     tol : float, default=1e-3
-        Convergence threshold on the change of the per-sample objective between iterations.
+        Convergence threshold, scikit-learn's rule: iteration ``n`` (one M-step then one
+        E-step) is the last when the per-sample objectives of the two E-steps before its
+        M-step differ by less than ``tol`` (per unit of sample weight). The final E-step is
+        at the returned parameters, so ``lower_bound_`` belongs to them.
     max_iter : int, default=100
         Maximum number of EM iterations (M-steps).
     n_init : int, default=1
@@ -170,7 +178,9 @@ class BernoulliMixture(BaseEMMixture):
     check_monotonic : {"warn", "raise", "ignore"}, default="warn"
         What to do if an E- or M-step lowers the objective beyond round-off.
     verbose : int, default=0
-        1 prints per initialisation, 2 also every ``verbose_interval`` iterations.
+        As scikit-learn's mixtures: 1 prints each initialisation's start and end and the
+        iteration number every ``verbose_interval`` iterations; 2 adds times, the change
+        of the bound and the final lower bound.
     verbose_interval : int, default=10
     callback : callable, optional
         Called with an :class:`~emkit.IterationInfo` after every iteration.
@@ -183,9 +193,10 @@ class BernoulliMixture(BaseEMMixture):
     converged_ : bool
     n_iter_ : int
     lower_bound_ : float
-        Per-sample objective at the final parameters: the log-likelihood plus, when
-        ``alpha > 0``, the log prior of the means (``lower_bound_ = score(X) +
-        log p(theta) / n_samples`` on the training data). This is what EM raises.
+        Objective per unit of sample weight at the final parameters: the log-likelihood
+        plus, when ``alpha > 0``, the log prior of the means (``lower_bound_ =
+        score(X, sample_weight=w) + log p(theta) / sum(w)`` on the training data,
+        ``sum(w) = n_samples`` without weights). This is what EM raises.
     lower_bounds_ : list of float
     trace_ : Trace
         Per-iteration objective after each half-step (MAP objective when ``alpha > 0``),

@@ -18,6 +18,17 @@ statistics ``N_k = sum_n w_n r_nk`` and ``S_k = sum_n w_n r_nk x_n`` are a secon
   this machine (N=100k, D=784, 1% density, K=20) ``csr_log_prob`` runs 2x faster than
   ``scipy.sparse``'s ``X @ W + c`` because it fuses the bias and writes the output once.
 
+Precision (float32): the product form sums ``x . logit(mu)`` and ``sum_d log(1 - mu_d)``,
+which cancel when means approach 1 (``logit`` and ``-log(1 - mu)`` both large), so a float32
+pass loses about ``eps * sum_d |log(1 - mu_kd)|`` per log-probability where the textbook form
+(a sum of non-positive terms) would not. One E-step from given parameters matches float64 to
+float32 accuracy (tested), but on binarised digits with ``alpha=0`` the float32 iterates can
+leave the float64 ones after 10-20 iterations (to 5e-2 in a mean) where a float64 run from a
+start perturbed by 1e-7 stays within 1e-5. A remedy, not yet done: subtract a per-feature
+reference (``max_k log mu_kd`` and ``max_k log(1 - mu_kd)``, a row constant that leaves the
+responsibilities unchanged) before casting, and add the row constant back to the evidence in
+float64.
+
 Every kernel states its NumPy equivalent; the ``*_ref`` twins are what the tests compare the
 kernels with, in float32 and float64. :func:`block_stats_ref` is the textbook E-step written
 plainly (two log terms, SciPy's ``logsumexp``), the reference for the whole block pass.

@@ -67,18 +67,36 @@ def _check_binary(X):
     )
 
 
+#: rows per chunk when building row keys (bounds the temporary CSR of a dense chunk)
+_KEY_CHUNK_ROWS = 4096
+
+
 def _row_keys(X):
-    """One bytes key per row of binary ``X`` (dense or CSR), equal iff the rows are equal."""
-    if sp.issparse(X):
-        X = X.copy()  # the caller's matrix is never touched
-        X.eliminate_zeros()
-        X.sort_indices()
-        ind = X.indices.astype(np.int64, copy=False)
-        ptr = X.indptr
-        return np.array([ind[ptr[i] : ptr[i + 1]].tobytes() for i in range(X.shape[0])],
-                        dtype=object)
-    packed = np.packbits(np.asarray(X) != 0, axis=1)
-    return np.ascontiguousarray(packed).view(np.dtype((np.void, packed.shape[1]))).ravel()
+    """One bytes key per row of binary ``X`` (dense or CSR), equal iff the rows are equal.
+
+    The key is the row's sorted column indices of its ones (int64 bytes) whatever the format,
+    so dense and sparse copies of the same data sort into the same canonical order (and so
+    give the same initialisation for a given ``random_state``). Built in row chunks: a
+    sparse ``X`` is never densified, and the caller's matrix is never touched (row slices
+    are copies).
+    """
+    n = X.shape[0]
+    keys = np.empty(n, dtype=object)
+    for start in range(0, n, _KEY_CHUNK_ROWS):
+        stop = min(start + _KEY_CHUNK_ROWS, n)
+        if sp.issparse(X):
+            B = sp.csr_matrix(X[start:stop], copy=True)
+            B.eliminate_zeros()
+            B.sort_indices()
+            ind = B.indices.astype(np.int64, copy=False)
+            ptr = B.indptr
+        else:
+            rows, ind = np.nonzero(np.asarray(X[start:stop]) != 0)  # row-major: sorted columns
+            ind = ind.astype(np.int64, copy=False)
+            ptr = np.zeros(stop - start + 1, dtype=np.int64)
+            np.cumsum(np.bincount(rows, minlength=stop - start), out=ptr[1:])
+        keys[start:stop] = [ind[ptr[i] : ptr[i + 1]].tobytes() for i in range(stop - start)]
+    return keys
 
 
 def _distinct_patterns(X, sample_weight):
@@ -126,8 +144,16 @@ class BernoulliMixture(BaseEMMixture):
         is a unit-scale count, so ``1 - mu`` stays representable (no rounding to
         ``log(0)``) for any ``N_k`` below ``1e15``, which a tiny ``alpha`` like ``1e-10``
         would not guarantee.
+        ``alpha`` is counted in units of ``sample_weight`` (weights are repeat counts, and
+        ``alpha`` is that many extra observations): multiplying every weight by ``c`` gives
+        the same fit as dividing ``alpha`` by ``c``. With ``alpha=0`` the fit does not depend
+        on the overall scale of the weights; with ``alpha > 0`` small weights (say 1e-15)
+        let the prior dominate and pull every mean towards 0.5, as few observations would.
     tol : float, default=1e-3
-        Convergence threshold on the change of the per-sample objective between iterations.
+        Convergence threshold, scikit-learn's rule: iteration ``n`` (one M-step then one
+        E-step) is the last when the per-sample objectives of the two E-steps before its
+        M-step differ by less than ``tol`` (per unit of sample weight). The final E-step is
+        at the returned parameters, so ``lower_bound_`` belongs to them.
     max_iter : int, default=100
         Maximum number of EM iterations (M-steps).
     n_init : int, default=1
@@ -152,7 +178,9 @@ class BernoulliMixture(BaseEMMixture):
     check_monotonic : {"warn", "raise", "ignore"}, default="warn"
         What to do if an E- or M-step lowers the objective beyond round-off.
     verbose : int, default=0
-        1 prints per initialisation, 2 also every ``verbose_interval`` iterations.
+        As scikit-learn's mixtures: 1 prints each initialisation's start and end and the
+        iteration number every ``verbose_interval`` iterations; 2 adds times, the change
+        of the bound and the final lower bound.
     verbose_interval : int, default=10
     callback : callable, optional
         Called with an :class:`~emkit.IterationInfo` after every iteration.
@@ -165,9 +193,10 @@ class BernoulliMixture(BaseEMMixture):
     converged_ : bool
     n_iter_ : int
     lower_bound_ : float
-        Per-sample objective at the final parameters: the log-likelihood plus, when
-        ``alpha > 0``, the log prior of the means (``lower_bound_ = score(X) +
-        log p(theta) / n_samples`` on the training data). This is what EM raises.
+        Objective per unit of sample weight at the final parameters: the log-likelihood
+        plus, when ``alpha > 0``, the log prior of the means (``lower_bound_ =
+        score(X, sample_weight=w) + log p(theta) / sum(w)`` on the training data,
+        ``sum(w) = n_samples`` without weights). This is what EM raises.
     lower_bounds_ : list of float
     trace_ : Trace
         Per-iteration objective after each half-step (MAP objective when ``alpha > 0``),
@@ -234,6 +263,11 @@ class BernoulliMixture(BaseEMMixture):
     # ---------------------------------------------------------------- input
     def _prepare_X(self, X):
         threshold = _check_binarize(self.binarize)
+        if sp.issparse(X) and not X.has_canonical_format:
+            # duplicate entries add up (scipy's semantics): sum them, on a copy, before the
+            # binary check or the threshold sees the individual entries
+            X = X.copy()
+            X.sum_duplicates()
         if threshold is None:
             return _check_binary(X)
         return _binarize(X, threshold)
@@ -251,6 +285,14 @@ class BernoulliMixture(BaseEMMixture):
     def _check_hyperparameters(self, X):
         check_choice(self.init_params, "init_params", INIT_PARAMS)
         check_real(self.alpha, "alpha", low=0.0)
+        if not np.isfinite(self.alpha):
+            raise ValueError(f"alpha must be finite, got {self.alpha!r}.")
+        if self.warm_start and hasattr(self, "_params_"):
+            if self._params_.n_components != self.n_components:
+                raise ValueError(
+                    f"warm_start: n_components is {self.n_components} but the fitted model has "
+                    f"{self._params_.n_components}; refit with warm_start=False."
+                )
         k, d = self.n_components, X.shape[1]
         self._weights_init = None if self.weights_init is None else check_weights(
             self.weights_init, k

@@ -35,16 +35,15 @@ class BernoulliParams:
     means: np.ndarray
     _logs: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
-    def logs(self, dtype=np.float64):
-        """``(log mu, log(1 - mu))`` as :func:`log_means` gives them, computed once per dtype.
+    def logs(self):
+        """``(log mu, log(1 - mu))`` as :func:`log_means` gives them, computed once.
 
         The E-step, the ELBO, the objective and the prior all need them; for K x D in the
         millions (sparse text-like data) recomputing them dominated an iteration.
         """
-        key = np.dtype(dtype).str
-        if key not in self._logs:
-            self._logs[key] = log_means(self.means, dtype)
-        return self._logs[key]
+        if "logs" not in self._logs:
+            self._logs["logs"] = log_means(self.means)
+        return self._logs["logs"]
 
     @property
     def n_components(self) -> int:
@@ -64,13 +63,14 @@ class BernoulliParams:
         return BernoulliParams(**values)
 
 
-def log_means(means, dtype=np.float64):
+def log_means(means, dtype=None):
     """``(log mu, log(1 - mu))``, float64, floored at :func:`~emkit.kernels.bernoulli.log_floor`.
 
-    The floor depends on the dtype of the passes over the data, so that the E-step (in that
-    dtype) and the ELBO (in float64) use the same numbers.
+    One floor for every dtype of the passes over the data (``dtype`` is accepted and ignored),
+    so the E-step, the bound and every later ``score_samples`` use the same model, whatever
+    the dtype of the training data or of the data scored.
     """
-    floor = kern.log_floor(dtype)
+    floor = kern.log_floor()
     means = np.asarray(means, dtype=np.float64)
     with np.errstate(divide="ignore"):
         log_mu = np.maximum(np.log(means), floor)
@@ -153,7 +153,7 @@ class BernoulliModel:
     # ------------------------------------------------------------------ preparation
     def prepare(self, params: BernoulliParams) -> _Prepared:
         """The product form's coefficients, computed once per E-step."""
-        log_mu, log1m = params.logs(self.dtype)
+        log_mu, log1m = params.logs()
         W = np.ascontiguousarray((log_mu - log1m).T, dtype=self.dtype)
         c = (params.log_weights() + log1m.sum(axis=1)).astype(self.dtype)
         return _Prepared(W, c)
@@ -240,7 +240,7 @@ class BernoulliModel:
 
     def expected_complete_loglik(self, params: BernoulliParams, stats: BernoulliStats) -> float:
         """``E_Q[log p(X, Z | theta)]``, linear in the statistics."""
-        log_mu, log1m = params.logs(self.dtype)
+        log_mu, log1m = params.logs()
         nk = stats.nk
         return float(
             np.dot(nk, params.log_weights())
@@ -253,7 +253,7 @@ class BernoulliModel:
         a = float(self.alpha)
         if a == 0.0:
             return 0.0
-        log_mu, log1m = params.logs(self.dtype)
+        log_mu, log1m = params.logs()
         return float(a * (np.sum(log_mu) + np.sum(log1m)) - log_mu.size * betaln(a + 1, a + 1))
 
     def elbo(self, params: BernoulliParams, stats: BernoulliStats) -> float:
@@ -272,7 +272,13 @@ class BernoulliModel:
 
     # ------------------------------------------------------------------ prediction
     def log_prob(self, params: BernoulliParams, X) -> np.ndarray:
-        """``log w_k + log p(x_n | mu_k)`` for every row (N x K, the data's dtype)."""
+        """``log w_k + log p(x_n | mu_k)`` for every row (N x K, in ``self.dtype``).
+
+        ``X`` is used in ``self.dtype`` (a sparse ``X`` of another dtype has its non-zeros
+        cast, never densified), so float32 data scored by a float64 model compute in float64.
+        """
+        if sp.issparse(X) and X.dtype != self.dtype:
+            X = X.astype(self.dtype)
         prep = self.prepare(params)
         n, d = X.shape
         out = np.empty((n, params.n_components), dtype=self.dtype)

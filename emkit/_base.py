@@ -25,7 +25,52 @@ from ._validation import (
 )
 from .kernels._parallel import blas_single_thread
 
-__all__ = ["BaseEMMixture", "VerbosePrinter"]
+__all__ = ["BaseEMMixture", "VerbosePrinter", "INIT_PARAMS", "initial_assignments", "as_resp"]
+
+INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
+
+
+def initial_assignments(X, n_components, init_params, sample_weight, random_state):
+    """Initial responsibilities drawn as scikit-learn's mixtures draw them (same random stream).
+
+    Hard assignments are returned as ``(labels, n_components)``, label ``n_components``
+    meaning "no component" (the one-point seeds of k-means++ and random_from_data), so no
+    ``N x K`` array is built; "random" returns the ``N x K`` soft responsibilities.
+    """
+    n, k = X.shape[0], n_components
+    if init_params == "kmeans":
+        from sklearn.cluster import KMeans
+
+        labels = (
+            KMeans(n_clusters=k, n_init=1, random_state=random_state)
+            .fit(X, sample_weight=sample_weight)
+            .labels_
+        )
+        return labels, k
+    if init_params == "random":
+        resp = np.asarray(random_state.uniform(size=(n, k)), dtype=X.dtype)
+        resp /= resp.sum(axis=1)[:, None]
+        return resp
+    if init_params == "random_from_data":
+        p = None if sample_weight is None else sample_weight / sample_weight.sum()
+        indices = random_state.choice(n, size=k, replace=False, p=p)
+    else:  # k-means++
+        from sklearn.cluster import kmeans_plusplus
+
+        _, indices = kmeans_plusplus(X, k, random_state=random_state, sample_weight=sample_weight)
+    labels = np.full(n, k, dtype=np.intp)
+    labels[indices] = np.arange(k)
+    return labels, k
+
+
+def as_resp(assignments, dtype=np.float64):
+    """``N x K`` responsibilities from :func:`initial_assignments`' result."""
+    if not isinstance(assignments, tuple):
+        return assignments
+    labels, k = assignments
+    resp = np.zeros((len(labels), k + 1), dtype=dtype)
+    resp[np.arange(len(labels)), labels] = 1
+    return np.ascontiguousarray(resp[:, :k])
 
 
 class VerbosePrinter:
@@ -152,6 +197,11 @@ class BaseEMMixture(DensityMixin, BaseEstimator):
             )
         self._check_hyperparameters(X)
         do_init = not (self.warm_start and hasattr(self, "_params_"))
+        if not do_init and self._params_.n_components != self.n_components:
+            raise ValueError(
+                f"warm_start: n_components is {self.n_components} but the fitted model has "
+                f"{self._params_.n_components}; refit with warm_start=False."
+            )
         if not do_init and self._params_.means.shape[1] != X.shape[1]:
             raise ValueError(
                 f"warm_start: X has {X.shape[1]} features but the fitted model has "

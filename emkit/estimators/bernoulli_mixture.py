@@ -6,12 +6,10 @@ import numbers
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn import cluster
-from sklearn.cluster import kmeans_plusplus
 from sklearn.utils import ClassifierTags, check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from .._base import BaseEMMixture
+from .._base import INIT_PARAMS, BaseEMMixture, as_resp, initial_assignments
 from .._validation import (
     check_choice,
     check_fit_data,
@@ -25,7 +23,6 @@ from ..models.bernoulli import BernoulliModel, BernoulliParams
 
 __all__ = ["BernoulliMixture"]
 
-INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 
 
 def _check_binarize(binarize):
@@ -287,12 +284,6 @@ class BernoulliMixture(BaseEMMixture):
         check_real(self.alpha, "alpha", low=0.0)
         if not np.isfinite(self.alpha):
             raise ValueError(f"alpha must be finite, got {self.alpha!r}.")
-        if self.warm_start and hasattr(self, "_params_"):
-            if self._params_.n_components != self.n_components:
-                raise ValueError(
-                    f"warm_start: n_components is {self.n_components} but the fitted model has "
-                    f"{self._params_.n_components}; refit with warm_start=False."
-                )
         k, d = self.n_components, X.shape[1]
         self._weights_init = None if self.weights_init is None else check_weights(
             self.weights_init, k
@@ -310,39 +301,16 @@ class BernoulliMixture(BaseEMMixture):
     def _make_model(self, X, sample_weight=None):
         return BernoulliModel(alpha=float(self.alpha), dtype=np.dtype(X.dtype))
 
-    def _initial_resp(self, X, sample_weight, random_state):
-        n, k = X.shape[0], self.n_components
-        if self.init_params == "kmeans":
-            resp = np.zeros((n, k), dtype=X.dtype)
-            labels = (
-                cluster.KMeans(n_clusters=k, n_init=1, random_state=random_state)
-                .fit(X, sample_weight=sample_weight)
-                .labels_
-            )
-            resp[np.arange(n), labels] = 1
-        elif self.init_params == "random":
-            resp = np.asarray(random_state.uniform(size=(n, k)), dtype=X.dtype)
-            resp /= resp.sum(axis=1)[:, None]
-        elif self.init_params == "random_from_data":
-            resp = np.zeros((n, k), dtype=X.dtype)
-            p = None if sample_weight is None else sample_weight / sample_weight.sum()
-            indices = random_state.choice(n, size=k, replace=False, p=p)
-            resp[indices, np.arange(k)] = 1
-        else:  # k-means++
-            resp = np.zeros((n, k), dtype=X.dtype)
-            _, indices = kmeans_plusplus(
-                X, k, random_state=random_state, sample_weight=sample_weight
-            )
-            resp[indices, np.arange(k)] = 1
-        return resp
-
     def _initial_params(self, model, X, sample_weight, random_state):
         if self._weights_init is not None and self._means_init is not None:
             return BernoulliParams(self._weights_init, self._means_init)
         Xu, wu = _distinct_patterns(X, sample_weight)
         if Xu.shape[0] < self.n_components:  # too few distinct patterns: use the rows
             Xu, wu = X, sample_weight
-        resp = self._initial_resp(Xu, wu, random_state)
+        assignments = initial_assignments(
+            Xu, self.n_components, self.init_params, wu, random_state
+        )
+        resp = as_resp(assignments, Xu.dtype)
         params = model.m_step(model.stats_from_resp(Xu, resp, wu))
         if self._weights_init is not None:
             params = params.replace(weights=self._weights_init)

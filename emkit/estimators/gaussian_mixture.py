@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn import cluster
-from sklearn.cluster import kmeans_plusplus
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from .._base import BaseEMMixture
+from .._base import INIT_PARAMS, BaseEMMixture, initial_assignments
 from .._validation import (
     check_choice,
     check_means,
@@ -25,9 +23,6 @@ from ..models.gaussian import (
 )
 
 __all__ = ["GaussianMixture"]
-
-INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
-
 
 class GaussianMixture(BaseEMMixture):
     """Gaussian mixture fitted by EM, with a visible ELBO trace and fast blocked kernels.
@@ -142,11 +137,6 @@ class GaussianMixture(BaseEMMixture):
                     f"warm_start: covariance_type is {self.covariance_type!r} but the fitted "
                     f"model has {self._params_.covariance_type!r}; refit with warm_start=False."
                 )
-            if self._params_.n_components != self.n_components:
-                raise ValueError(
-                    f"warm_start: n_components is {self.n_components} but the fitted model has "
-                    f"{self._params_.n_components}; refit with warm_start=False."
-                )
         k, d = self.n_components, X.shape[1]
         self._weights_init = None if self.weights_init is None else check_weights(
             self.weights_init, k
@@ -166,36 +156,6 @@ class GaussianMixture(BaseEMMixture):
             dtype=np.dtype(X.dtype),
         )
 
-    def _initial_resp(self, X, sample_weight, random_state):
-        """Initial responsibilities as scikit-learn draws them (same random stream).
-
-        Hard assignments are returned as ``(labels, n_components)`` so no ``N x K`` array
-        is built; "random" returns the ``N x K`` soft responsibilities.
-        """
-        n, k = X.shape[0], self.n_components
-        if self.init_params == "kmeans":
-            labels = (
-                cluster.KMeans(n_clusters=k, n_init=1, random_state=random_state)
-                .fit(X, sample_weight=sample_weight)
-                .labels_
-            )
-            return labels, k
-        if self.init_params == "random":
-            resp = np.asarray(random_state.uniform(size=(n, k)), dtype=X.dtype)
-            resp /= resp.sum(axis=1)[:, None]
-            return resp
-        if self.init_params == "random_from_data":
-            p = None if sample_weight is None else sample_weight / sample_weight.sum()
-            indices = random_state.choice(n, size=k, replace=False, p=p)
-        else:  # k-means++
-            _, indices = kmeans_plusplus(
-                X, k, random_state=random_state, sample_weight=sample_weight
-            )
-        # each chosen point is its component's only member; the rest belong to none
-        labels = np.full(n, k, dtype=np.intp)
-        labels[indices] = np.arange(k)
-        return labels, k
-
     def _initial_params(self, model, X, sample_weight, random_state):
         ct = self.covariance_type
         given_all = (
@@ -210,7 +170,9 @@ class GaussianMixture(BaseEMMixture):
                 self._weights_init, self._means_init,
                 precision_cholesky_from_precisions(self._precisions_init, ct), ct,
             )
-        resp = self._initial_resp(X, sample_weight, random_state)
+        resp = initial_assignments(
+            X, self.n_components, self.init_params, sample_weight, random_state
+        )
         params = model.m_step(model.stats_from_resp(X, resp, sample_weight))
         weights = params.weights if self._weights_init is None else self._weights_init
         means = params.means if self._means_init is None else self._means_init

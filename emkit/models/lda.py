@@ -162,11 +162,14 @@ class LDAParams:
         object.__setattr__(self, "elog_beta", elog)
         n_topics, n_words = lam.shape
         eta = float(self.eta)
+        # -KL(Dir(lambda_k) || Dir(eta)) summed over topics, as differences of like terms so
+        # that lambda == eta gives exactly 0 (the bound of lightly weighted data is tiny next
+        # to the separate log-Gamma sums, whose round-off used to swamp it)
         bound = (
             float(np.sum((eta - lam) * elog))
-            + float(np.sum(gammaln(lam)))
-            - float(np.sum(gammaln(np.sum(lam, axis=1))))
-            + n_topics * (float(gammaln(n_words * eta)) - n_words * float(gammaln(eta)))
+            + float(np.sum(gammaln(lam) - gammaln(eta)))
+            + float(np.sum(gammaln(n_words * eta)
+                           - gammaln(n_words * eta + np.sum(lam - eta, axis=1))))
         )
         object.__setattr__(self, "topic_bound", bound)
 
@@ -507,6 +510,27 @@ class LDAModel:
     def elbo(self, params: LDAParams, stats: LDAStats) -> float:
         """The full ELBO from statistics only (documents' and topics' terms)."""
         return self.document_bound(params, stats) + params.topic_bound
+
+    def roundoff_scale(self, params: LDAParams, stats: LDAStats) -> float:
+        """The sum of the absolute values of the terms that make up :meth:`elbo`.
+
+        The bound is a difference of large terms (the topics' log-Gamma sums against the
+        expected counts); with few or lightly weighted tokens it is tiny next to them, and
+        round-off is relative to them, not to the total.
+        """
+        lam, elog, eta = params.lambda_, params.elog_beta, params.eta
+        n_topics, n_words = lam.shape
+        a = params.alpha
+        return float(
+            np.sum(np.abs(stats.word_topic * elog))
+            + np.sum(np.abs((eta - lam) * elog))
+            + np.sum(np.abs(gammaln(lam)))
+            + np.sum(np.abs(gammaln(np.sum(lam, axis=1))))
+            + n_topics * (abs(float(gammaln(n_words * eta))) + n_words * abs(float(gammaln(eta))))
+            + abs(stats.n_docs) * (abs(float(gammaln(np.sum(a)))) + np.sum(np.abs(gammaln(a))))
+            + np.sum(np.abs(a * stats.elog_theta))
+            + abs(stats.doc_rest)
+        )
 
     def objective(self, params: LDAParams, stats: LDAStats) -> float:
         return self.elbo(params, stats)

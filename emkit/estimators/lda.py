@@ -361,7 +361,7 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         result = run_em(
             model, corpus, sw, params, max_iter=self.max_iter, tol=0.0,
             check_monotonic=self.check_monotonic, rtol=monotonic_rtol(corpus.dtype),
-            callback=callback, state=model.initial_gamma(corpus.n_docs),
+            callback=callback, state=None,
         )
         self.trace_ = result.trace
         # scikit-learn's counters: every EM update counts in n_batch_iter_, but the pass on

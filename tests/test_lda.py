@@ -510,3 +510,28 @@ def test_weights_scale_like_repeats(corpus):
     a.fit(X, sample_weight=np.full(40, 3))
     b = LatentDirichletAllocation(3, max_iter=4, random_state=0).fit(sp.vstack([X] * 3).tocsr())
     np.testing.assert_allclose(a.components_, b.components_, rtol=1e-9)
+
+
+# ---------------------------------------------------------------------------- review: E-step
+def test_e_step_is_never_below_the_old_gamma_nor_the_fresh_start(corpus):
+    """Each document keeps at least the better of its old gamma (with the optimal phi for the
+    new topics) and a fresh start, so the E-step cannot lower the bound and is never worse
+    than scikit-learn's fresh E-step (the reference: its document update from gamma = 1)."""
+    X = corpus[0]
+    rs = np.random.RandomState(0)
+    model = LDAModel(4, 0.25, 0.1)
+    p0 = model.params(rs.gamma(100.0, 0.01, (4, X.shape[1])))
+    stats0, state = model.e_step(p0, X, None, None)
+    p1 = model.m_step(stats0)
+    new, _ = model.e_step(p1, X, None, state)
+    fresh, _ = model.e_step(p1, X, None, None)
+    old_only, _ = LDAModel(4, 0.25, 0.1, max_doc_update_iter=0).e_step(p1, X, None, state)
+    assert model.elbo(p1, new) >= model.elbo(p1, fresh) - 1e-9 * abs(model.elbo(p1, fresh))
+    assert model.elbo(p1, new) >= model.elbo(p1, old_only)
+    assert model.elbo(p1, old_only) >= model.elbo(p1, stats0)  # the M-step's value
+    # the fresh start's bound is scikit-learn's for its own gamma = 1 document update
+    sk = SkLDA(4, doc_topic_prior=0.25, topic_word_prior=0.1).fit(X[:5])
+    sk.components_ = p1.lambda_
+    sk.exp_dirichlet_component_ = np.exp(p1.elog_beta)
+    sk.doc_topic_prior_, sk.topic_word_prior_ = 0.25, 0.1
+    assert model.elbo(p1, fresh) == pytest.approx(sk.score(X), rel=1e-6)

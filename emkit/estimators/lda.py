@@ -45,10 +45,11 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
     - every document's gamma is warm-started from the previous iteration instead of redrawn, so
       in batch mode the full ELBO (documents' and topics' terms) never decreases; both EM
       half-steps of every iteration are recorded in ``trace_`` and checked (``check_monotonic``).
-      Each document also runs from a fresh start (gamma = 1) and keeps whichever of the two
-      ends with the higher bound: warm starts alone get stuck in poor per-document optima
-      (held-out perplexity far worse than scikit-learn's), the better of both is never below
-      either;
+      Each E-step runs every document from a fresh start (gamma = 1, as scikit-learn's
+      ``transform``) and keeps it unless it ends below the document's bound at its old gamma,
+      in which case the warm start runs and is kept: warm starts alone get stuck in poor
+      per-document optima (held-out perplexity far worse than scikit-learn's), and the kept
+      solution is never below the old gamma's bound;
     - ``optimize_doc_topic_prior=True`` learns an asymmetric alpha in the M-step (Newton's
       method on the exact alpha terms of the bound), on any number of threads;
     - ``sample_weight`` (document weights, acting as repeat counts) in ``fit``, ``partial_fit``,

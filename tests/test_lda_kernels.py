@@ -33,6 +33,9 @@ def test_digamma_matches_scipy():
     np.testing.assert_allclose(kern.digamma(x), kern.digamma_ref(x), rtol=1e-12, atol=1e-12)
     y = x[x > 1e-2]
     np.testing.assert_allclose(kern.exp_digamma(y), np.exp(psi(y)), rtol=1e-11)
+    # large arguments (huge counts): the shifted form's product overflowed above ~1e51
+    big = np.array([5.9, 6.0, 1e10, 1e60, 1e200, 1e300])
+    np.testing.assert_allclose(kern.exp_digamma(big), np.exp(psi(big)), rtol=1e-11)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -21,7 +21,18 @@ from ..models.lda import Corpus, LDAModel, LDAStats
 __all__ = ["LatentDirichletAllocation"]
 
 LEARNING_METHODS = ("batch", "online")
-_SPARSE_FORMATS = ("csr", "csc", "coo", "bsr", "dia", "dok", "lil")
+
+
+def _perplexity(bound, tokens) -> float:
+    """``exp(-bound / tokens)``; ``inf`` (without a warning) when it overflows.
+
+    It overflows when the topics' terms dominate the few (weighted) tokens of the documents,
+    for example with tiny document weights: the per-token bound is then truly enormous.
+    """
+    if not tokens > 0:
+        return float("nan")
+    with np.errstate(over="ignore"):
+        return float(np.exp(-float(bound) / float(tokens)))
 
 
 class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -34,10 +45,11 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
     - every document's gamma is warm-started from the previous iteration instead of redrawn, so
       in batch mode the full ELBO (documents' and topics' terms) never decreases; both EM
       half-steps of every iteration are recorded in ``trace_`` and checked (``check_monotonic``).
-      Each document also runs from a fresh start (gamma = 1) and keeps whichever of the two
-      ends with the higher bound: warm starts alone get stuck in poor per-document optima
-      (held-out perplexity far worse than scikit-learn's), the better of both is never below
-      either;
+      Each E-step runs every document from a fresh start (gamma = 1, as scikit-learn's
+      ``transform``) and keeps it unless it ends below the document's bound at its old gamma,
+      in which case the warm start runs and is kept: warm starts alone get stuck in poor
+      per-document optima (held-out perplexity far worse than scikit-learn's), and the kept
+      solution is never below the old gamma's bound;
     - ``optimize_doc_topic_prior=True`` learns an asymmetric alpha in the M-step (Newton's
       method on the exact alpha terms of the bound), on any number of threads;
     - ``sample_weight`` (document weights, acting as repeat counts) in ``fit``, ``partial_fit``,
@@ -105,7 +117,8 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
     n_batch_iter_ : int
         Number of EM updates plus one (scikit-learn's counter, ``t`` of the learning rate).
     n_iter_ : int
-        Number of passes over the data.
+        Number of passes over the data, as scikit-learn counts them: when ``perp_tol`` stops
+        the fit, the pass that triggered the stop is not counted (``n_batch_iter_`` counts it).
     bound_ : float
         Training perplexity at the final parameters: ``exp(-ELBO per token)`` with the final
         (warm-started) document factors.
@@ -218,11 +231,38 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
             raise ValueError(f"callback must be callable or None, got {self.callback!r}.")
 
     def _validate_X(self, X, *, reset, whom):
-        """CSR counts in float32/float64 (the fitted dtype after fit); never modifies ``X``."""
+        """CSR counts in float32/float64 (the fitted dtype after fit); never modifies ``X``.
+
+        Any sparse format is converted to CSR *before* the finiteness check: scikit-learn cannot
+        check DOK or LIL matrices in place (it warns, or lets NaN through) and the kernels
+        would then run on NaN.
+        """
         dtype = [np.float64, np.float32] if reset else self.components_.dtype
-        X = validate_data(self, X, reset=reset, accept_sparse=list(_SPARSE_FORMATS), dtype=dtype)
+        X = validate_data(self, X, reset=reset, accept_sparse="csr", dtype=dtype)
         check_non_negative(X, whom)
-        return Corpus.from_matrix(X)
+        corpus = Corpus.from_matrix(X)
+        # the kernels sum a document's counts in its dtype and lambda sums them over documents:
+        # refuse counts that would overflow there rather than fit NaN topics
+        limit = np.finfo(corpus.dtype).max * 1e-6
+        if corpus.n_docs and not float(np.max(corpus.doc_lengths, initial=0.0)) <= limit:
+            raise ValueError(
+                f"{whom}: a document's total count exceeds {limit:.1e}, too large for "
+                f"{corpus.dtype} arithmetic; rescale the counts."
+            )
+        return corpus
+
+    @staticmethod
+    def _check_weights(corpus, sample_weight):
+        sw = check_sample_weight(sample_weight, np.empty((corpus.n_docs, 0), corpus.dtype))
+        if sw is not None:
+            with np.errstate(over="ignore"):
+                total = float(corpus.doc_lengths @ sw.astype(np.float64))
+            if not np.isfinite(total) or total > np.finfo(np.float64).max * 1e-6:
+                raise ValueError(
+                    "The weighted token count (sum of sample_weight times document lengths) "
+                    "overflows float64; rescale sample_weight or the counts."
+                )
+        return sw
 
     def _n_threads(self) -> int:
         return max(1, int(effective_n_jobs(self.n_jobs)))
@@ -293,7 +333,7 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         """
         self._check_params()
         corpus = self._validate_X(X, reset=True, whom="LatentDirichletAllocation.fit")
-        sw = check_sample_weight(sample_weight, np.empty((corpus.n_docs, 0), corpus.dtype))
+        sw = self._check_weights(corpus, sample_weight)
         model = self._make_model(corpus.dtype)
         params = self._init(model, corpus.n_features, corpus.dtype)
         if self.learning_method == "batch":
@@ -306,26 +346,30 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         report = self._callbacks()
         evaluate_every, perp_tol = self.evaluate_every, self.perp_tol
         last = [None]
+        stopped = [False]
 
         def callback(info: IterationInfo):
             perplexity = None
             stop = False
             if evaluate_every > 0 and info.iteration % evaluate_every == 0:
-                perplexity = float(np.exp(-info.elbo))
+                perplexity = _perplexity(info.elbo, 1.0)
                 stop = last[0] is not None and abs(last[0] - perplexity) < perp_tol
                 last[0] = perplexity
             report(info, perplexity)
+            stopped[0] = stop
             return stop
 
         result = run_em(
             model, corpus, sw, params, max_iter=self.max_iter, tol=0.0,
             check_monotonic=self.check_monotonic, rtol=monotonic_rtol(corpus.dtype),
-            callback=callback, state=model.initial_gamma(corpus.n_docs),
+            callback=callback, state=None,
         )
         self.trace_ = result.trace
-        self.n_iter_ = int(result.n_iter)
+        # scikit-learn's counters: every EM update counts in n_batch_iter_, but the pass on
+        # which the perplexity tolerance stopped the fit does not count in n_iter_.
+        self.n_iter_ = int(result.n_iter) - int(stopped[0])
         self.n_batch_iter_ = 1 + int(result.n_iter)
-        self.bound_ = float(np.exp(-result.trace.elbo_after_e[-1]))
+        self.bound_ = _perplexity(result.trace.elbo_after_e[-1], 1.0)
         self._set_params(result.params, result.stats, corpus.dtype)
 
     def _online_step(self, model, params, stats, batch, w_batch, total):
@@ -349,7 +393,8 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         n_docs = corpus.n_docs
         total = float(n_docs if sw is None else np.sum(sw))
         stats = LDAStats.from_lambda(params.lambda_, model.topic_word_prior)
-        tokens = float(corpus.doc_lengths @ (np.ones(n_docs) if sw is None else sw))
+        # per-token unit of the trace (as the driver's: no division by zero without tokens)
+        tokens = max(float(corpus.doc_lengths @ (np.ones(n_docs) if sw is None else sw)), 1e-300)
         rows, last_perp, prev, converged = [], None, None, False
         for epoch in range(1, self.max_iter + 1):
             doc_terms = 0.0
@@ -360,14 +405,13 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
                     model, params, stats, corpus.rows(sl), w_b, total
                 )
                 doc_terms += model.document_bound(before, batch_stats)
-            self.n_iter_ = epoch
             estimate = (doc_terms + params.topic_bound) / tokens
             rows.append(dict(elbo_after_e=estimate, elbo_after_m=np.nan, log_evidence=np.nan,
                              kl=np.nan, seconds=time.perf_counter() - t_start))
             perplexity = None
             if self.evaluate_every > 0 and epoch % self.evaluate_every == 0:
                 full, _ = model.e_step(params, corpus, sw, None)
-                perplexity = float(np.exp(-model.elbo(params, full) / tokens))
+                perplexity = _perplexity(model.elbo(params, full), tokens)
                 converged = last_perp is not None and abs(last_perp - perplexity) < self.perp_tol
                 last_perp = perplexity
             info = IterationInfo(
@@ -377,14 +421,15 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
             )
             prev = estimate
             report(info, perplexity)
-            if converged:
+            if converged:  # as scikit-learn, the stopping pass does not count in n_iter_
                 break
+            self.n_iter_ = epoch
         final, _ = model.e_step(params, corpus, sw, None)
         final_elbo = model.elbo(params, final) / tokens
         rows.append(dict(elbo_after_e=final_elbo, elbo_after_m=np.nan, log_evidence=np.nan,
                          kl=np.nan, seconds=time.perf_counter() - t_start))
         self.trace_ = Trace.from_rows(rows, n_iter=self.n_iter_, converged=converged, init=0)
-        self.bound_ = float(np.exp(-final_elbo))
+        self.bound_ = _perplexity(final_elbo, 1.0)
         self._set_params(params, stats, corpus.dtype)
 
     def partial_fit(self, X, y=None, sample_weight=None):
@@ -405,7 +450,7 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         corpus = self._validate_X(
             X, reset=first, whom="LatentDirichletAllocation.partial_fit"
         )
-        sw = check_sample_weight(sample_weight, np.empty((corpus.n_docs, 0), corpus.dtype))
+        sw = self._check_weights(corpus, sample_weight)
         if first:
             model = self._make_model(corpus.dtype)
             params = self._init(model, corpus.n_features, corpus.dtype)
@@ -460,7 +505,7 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
     def _bound(self, X, sample_weight, whom):
         check_is_fitted(self)
         corpus = self._validate_X(X, reset=False, whom=whom)
-        sw = check_sample_weight(sample_weight, np.empty((corpus.n_docs, 0), corpus.dtype))
+        sw = self._check_weights(corpus, sample_weight)
         model = self._fitted_model()
         stats, _ = model.e_step(self._params_, corpus, sw, None)
         return model.document_bound(self._params_, stats), stats.total_weight, corpus.n_docs
@@ -496,10 +541,15 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         float
         """
         docs, tokens, n = self._bound(X, sample_weight, "LatentDirichletAllocation.perplexity")
+        if not tokens > 0:
+            raise ValueError(
+                "perplexity is undefined for X without words (every document is empty or has "
+                "zero weight)."
+            )
         if sub_sampling:
             ratio = float(self.total_samples) / n
             docs, tokens = docs * ratio, tokens * ratio
-        return float(np.exp(-(docs + self._params_.topic_bound) / tokens))
+        return _perplexity(docs + self._params_.topic_bound, tokens)
 
     @property
     def _n_features_out(self):

@@ -74,8 +74,14 @@ def _exp_digamma(x):
 
     NumPy equivalent: ``np.exp(scipy.special.psi(x))``. With ``y = x + 6``,
     ``psi(x) = log(y) - 1/(2y) - series(1/y^2) - sum_{i<6} 1/(x+i)`` and the sum of
-    reciprocals is ``P'(x) / P(x)`` for ``P = prod_{i<6} (x + i)``.
+    reciprocals is ``P'(x) / P(x)`` for ``P = prod_{i<6} (x + i)``. For ``x >= 6`` the series
+    applies at ``x`` itself (no shift: ``P`` would overflow for ``x`` above ~1e51).
     """
+    if x >= 6.0:
+        f = 1.0 / (x * x)
+        t = f * (-1.0 / 12 + f * (1.0 / 120 + f * (-1.0 / 252 + f * (
+            1.0 / 240 + f * (-1.0 / 132 + f * (691.0 / 32760 + f * (-1.0 / 12)))))))
+        return x * math.exp(t - 0.5 / x)
     p = 1.0
     dp = 0.0
     for i in range(6):

@@ -42,9 +42,10 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
     (``components_`` are the topics' variational Dirichlet parameters lambda, so code written for
     scikit-learn works unchanged). Beyond it:
 
-    - every document's gamma is warm-started from the previous iteration instead of redrawn, so
-      in batch mode the full ELBO (documents' and topics' terms) never decreases; both EM
-      half-steps of every iteration are recorded in ``trace_`` and checked (``check_monotonic``).
+    - every document's gamma is carried from the previous iteration (not redrawn) as the
+      fallback start and the bound's floor, so in batch mode the full ELBO (documents' and
+      topics' terms) never decreases; both EM half-steps of every iteration are recorded in
+      ``trace_`` and checked (``check_monotonic``).
       Each E-step runs every document from a fresh start (gamma = 1, as scikit-learn's
       ``transform``) and keeps those fresh solutions as long as the total bound is not below
       the previous iteration's; only if it would be do the documents that lose most against

@@ -42,14 +42,16 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
     (``components_`` are the topics' variational Dirichlet parameters lambda, so code written for
     scikit-learn works unchanged). Beyond it:
 
-    - every document's gamma is warm-started from the previous iteration instead of redrawn, so
-      in batch mode the full ELBO (documents' and topics' terms) never decreases; both EM
-      half-steps of every iteration are recorded in ``trace_`` and checked (``check_monotonic``).
+    - every document's gamma is carried from the previous iteration (not redrawn) as the
+      fallback start and the bound's floor, so in batch mode the full ELBO (documents' and
+      topics' terms) never decreases; both EM half-steps of every iteration are recorded in
+      ``trace_`` and checked (``check_monotonic``).
       Each E-step runs every document from a fresh start (gamma = 1, as scikit-learn's
-      ``transform``) and keeps it unless it ends below the document's bound at its old gamma,
-      in which case the warm start runs and is kept: warm starts alone get stuck in poor
-      per-document optima (held-out perplexity far worse than scikit-learn's), and the kept
-      solution is never below the old gamma's bound;
+      ``transform``) and keeps those fresh solutions as long as the total bound is not below
+      the previous iteration's; only if it would be do the documents that lose most against
+      their old gamma run from it instead (warm starts alone get stuck in poor per-document
+      optima, and keeping each document's better of the two locks documents into the previous
+      topics: both end with a worse held-out perplexity);
     - ``optimize_doc_topic_prior=True`` learns an asymmetric alpha in the M-step (Newton's
       method on the exact alpha terms of the bound), on any number of threads;
     - ``sample_weight`` (document weights, acting as repeat counts) in ``fit``, ``partial_fit``,

@@ -8,6 +8,7 @@ and the ELBO read only statistics.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from scipy import linalg
@@ -94,7 +95,7 @@ def precision_cholesky_from_precisions(precisions, covariance_type):
 
 def _precisions_from_cholesky(pc, covariance_type):
     if covariance_type == "full":
-        return np.einsum("kij,klj->kil", pc, pc)
+        return pc @ np.swapaxes(pc, 1, 2)
     if covariance_type == "tied":
         return pc @ pc.T
     return pc**2
@@ -153,6 +154,11 @@ class GaussianParams:
         return _covariances_from_cholesky(self.precisions_cholesky, self.covariance_type)
 
     def precisions(self) -> np.ndarray:
+        """``U U^T`` (computed once per parameter set; the ELBO and the kernels reuse it)."""
+        return self._precisions
+
+    @cached_property
+    def _precisions(self) -> np.ndarray:
         return _precisions_from_cholesky(self.precisions_cholesky, self.covariance_type)
 
     def log_det_cholesky(self) -> np.ndarray:

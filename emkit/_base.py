@@ -52,7 +52,10 @@ def initial_assignments(X, n_components, init_params, sample_weight, random_stat
         resp /= resp.sum(axis=1)[:, None]
         return resp
     if init_params == "random_from_data":
-        p = None if sample_weight is None else sample_weight / sample_weight.sum()
+        p = None
+        if sample_weight is not None:
+            p = sample_weight.astype(np.float64)
+            p /= p.sum()
         indices = random_state.choice(n, size=k, replace=False, p=p)
     else:  # k-means++
         from sklearn.cluster import kmeans_plusplus

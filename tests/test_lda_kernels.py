@@ -36,6 +36,26 @@ def test_digamma_matches_scipy():
     # large arguments (huge counts): the shifted form's product overflowed above ~1e51
     big = np.array([5.9, 6.0, 1e10, 1e60, 1e200, 1e300])
     np.testing.assert_allclose(kern.exp_digamma(big), np.exp(psi(big)), rtol=1e-11)
+    # small arguments: relative accuracy down to results of 1e-300, 0 below 1e-307
+    small = np.logspace(-4, -2, 200)
+    np.testing.assert_allclose(kern.exp_digamma(small), np.exp(psi(small)), rtol=1e-11,
+                               atol=1e-307)
+    tiny = np.array([1.5e-3, 1.4e-3, 1e-3, 1e-5])
+    np.testing.assert_allclose(kern.exp_digamma(tiny), np.exp(psi(tiny)), rtol=1e-11, atol=1e-307)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_vector_exp_digamma_in_kernel_dtype(dtype):
+    """The routine the document loop calls, on float32 and float64 gamma, any length."""
+    rng = np.random.default_rng(5)
+    for n in (1, 7, 8, 20, 24, 33):
+        x = (rng.gamma(0.3, 20.0, n) + 0.01).astype(dtype)
+        out = np.empty(n, dtype=dtype)
+        kern._exp_digamma_vec_jit(x, out, np.empty(n, dtype=np.int64))
+        ref = np.exp(psi(x.astype(np.float64)))
+        tol = np.finfo(dtype)
+        np.testing.assert_allclose(out, ref, rtol=1e-11 if dtype == np.float64 else 1e-6,
+                                   atol=1e-307 if dtype == np.float64 else tol.tiny)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -31,6 +31,10 @@ only sums over documents are done afterwards by the caller in NumPy, in document
 
 Digamma: :func:`digamma` (recurrence to x >= 6, then the asymptotic series; absolute error
 below 1e-12 against ``scipy.special.psi`` for x > 0).
+``exp(E[log theta])`` inside the document loop: :func:`exp_digamma` (the same series, in a
+branch-free form with an in-line ``exp`` that vectorises over the topics; the topic buffers are
+padded to a multiple of 8 lanes and the word buffers to a multiple of ``_WORD_BLOCK`` with
+empty words, so no vector loop runs a scalar tail).
 """
 
 from __future__ import annotations
@@ -69,49 +73,12 @@ def _digamma(x):
 _digamma_jit = jit(_digamma)
 
 
-def _exp_digamma(x):
-    """``exp(digamma(x))`` for positive ``x`` with one ``exp`` and one division, no ``log``.
-
-    NumPy equivalent: ``np.exp(scipy.special.psi(x))``. With ``y = x + 6``,
-    ``psi(x) = log(y) - 1/(2y) - series(1/y^2) - sum_{i<6} 1/(x+i)`` and the sum of
-    reciprocals is ``P'(x) / P(x)`` for ``P = prod_{i<6} (x + i)``. For ``x >= 6`` the series
-    applies at ``x`` itself (no shift: ``P`` would overflow for ``x`` above ~1e51).
-    """
-    if x >= 6.0:
-        f = 1.0 / (x * x)
-        t = f * (-1.0 / 12 + f * (1.0 / 120 + f * (-1.0 / 252 + f * (
-            1.0 / 240 + f * (-1.0 / 132 + f * (691.0 / 32760 + f * (-1.0 / 12)))))))
-        return x * math.exp(t - 0.5 / x)
-    p = 1.0
-    dp = 0.0
-    for i in range(6):
-        xi = x + i
-        dp = dp * xi + p
-        p = p * xi
-    y = x + 6.0
-    f = 1.0 / (y * y)
-    t = f * (-1.0 / 12 + f * (1.0 / 120 + f * (-1.0 / 252 + f * (
-        1.0 / 240 + f * (-1.0 / 132 + f * (691.0 / 32760 + f * (-1.0 / 12)))))))
-    return y * math.exp(t - 0.5 / y - dp / p)
-
-
-_exp_digamma_jit = jit(_exp_digamma)
-
-
 def _digamma_array(x, out):
     for i in range(x.shape[0]):
         out[i] = _digamma_jit(x[i])
 
 
 _digamma_array_jit = jit(_digamma_array)
-
-
-def _exp_digamma_array(x, out):
-    for i in range(x.shape[0]):
-        out[i] = _exp_digamma_jit(x[i])
-
-
-_exp_digamma_array_jit = jit(_exp_digamma_array)
 
 
 def digamma(x) -> np.ndarray:
@@ -123,10 +90,12 @@ def digamma(x) -> np.ndarray:
 
 
 def exp_digamma(x) -> np.ndarray:
-    """``exp(digamma(x))`` of a 1-D array with the kernels' Numba routine (float64)."""
+    """``exp(digamma(x))`` of a 1-D array with the kernels' vector routine (float64).
+
+    NumPy equivalent: ``np.exp(scipy.special.psi(x))``; see :func:`_exp_digamma_vec`."""
     x = np.ascontiguousarray(x, dtype=np.float64)
     out = np.empty_like(x)
-    _exp_digamma_array_jit(x, out)
+    _exp_digamma_vec_jit(x, out, np.empty(x.shape, dtype=np.int64))
     return out
 
 
@@ -152,46 +121,91 @@ def _doc_e_step(indptr, indices, data, weights, expElogbetaT, alpha, gamma, docs
     for i in range(lo, hi):
         d = docs[i]
         max_len = max(max_len, indptr[d + 1] - indptr[d])
-    buf = np.empty((n_topics, max_len), dtype=gamma.dtype)  # B rows of the document, K x n
+    # the document's words padded with empty ones (B = 0, count 0: they add exact zeros) to a
+    # multiple of _WORD_BLOCK, so the vectorised loops over words never run a scalar tail
+    max_len = -(-max_len // _WORD_BLOCK) * _WORD_BLOCK
+    buf = np.zeros((n_topics, max_len), dtype=gamma.dtype)  # B rows of the document, K x n
     zc = np.empty(max_len, dtype=gamma.dtype)
-    eth = np.empty(n_topics, dtype=gamma.dtype)
+    counts = np.zeros(max_len, dtype=gamma.dtype)
+    # the document's gamma and exp(psi(gamma)), padded to a multiple of 8 topics (the padding
+    # lanes hold gamma = 1 and are never read) so that the vector exp-digamma has no scalar tail
+    n_pad = -(-n_topics // 8) * 8
+    n_topics4 = n_topics - n_topics % 4
+    acc = np.empty(n_topics, dtype=gamma.dtype)
+    gd = np.ones(n_pad, dtype=gamma.dtype)
+    eth = np.empty(n_pad, dtype=gamma.dtype)
+    bits = np.empty(n_pad, dtype=np.int64)
     for i in range(lo, hi):
         d = docs[i]
         start = indptr[d]
         n = indptr[d + 1] - start
+        n_w = -(-n // _WORD_BLOCK) * _WORD_BLOCK
         for j in range(n):
             w = indices[start + j]
+            counts[j] = data[start + j]
             for k in range(n_topics):
                 buf[k, j] = expElogbetaT[w, k]
+        for j in range(n, n_w):
+            counts[j] = zero
+            for k in range(n_topics):
+                buf[k, j] = zero
         # exp(E[log theta]) from the starting gamma, up to the factor exp(-psi(sum gamma)),
         # which cancels in phi and in the gamma update (it is applied to the bound below)
         for k in range(n_topics):
-            eth[k] = _exp_digamma_jit(gamma[d, k])
+            gd[k] = gamma[d, k]
+        _exp_digamma_vec_jit(gd, eth, bits)
         for _ in range(max_iter):
             # Z_j = sum_k eth_k B[w_j, k], then c_j = n_j / Z_j: vectorised over the words
-            for j in range(n):
+            # four topics per sweep over zc: a quarter of its loads and stores
+            for j in range(n_w):
                 zc[j] = zero
-            for k in range(n_topics):
+            for k in range(0, n_topics4, 4):
+                e0 = eth[k]
+                e1 = eth[k + 1]
+                e2 = eth[k + 2]
+                e3 = eth[k + 3]
+                for j in range(n_w):
+                    zc[j] += (e0 * buf[k, j] + e1 * buf[k + 1, j]) + (
+                        e2 * buf[k + 2, j] + e3 * buf[k + 3, j])
+            for k in range(n_topics4, n_topics):
                 e = eth[k]
-                for j in range(n):
+                for j in range(n_w):
                     zc[j] += e * buf[k, j]
-            for j in range(n):
+            for j in range(n_w):
                 z = zc[j]
                 if z < tiny:
                     z = tiny
-                zc[j] = data[start + j] / z
+                zc[j] = counts[j] / z
             change = 0.0
-            for k in range(n_topics):
+            for k in range(0, n_topics4, 4):
+                a0 = zero
+                a1 = zero
+                a2 = zero
+                a3 = zero
+                for j in range(n_w):
+                    c = zc[j]
+                    a0 += c * buf[k, j]
+                    a1 += c * buf[k + 1, j]
+                    a2 += c * buf[k + 2, j]
+                    a3 += c * buf[k + 3, j]
+                acc[k] = a0
+                acc[k + 1] = a1
+                acc[k + 2] = a2
+                acc[k + 3] = a3
+            for k in range(n_topics4, n_topics):
                 a = zero
-                for j in range(n):
+                for j in range(n_w):
                     a += zc[j] * buf[k, j]
-                old = gamma[d, k]
-                gamma[d, k] = alpha[k] + eth[k] * a
-                change += abs(gamma[d, k] - old)
+                acc[k] = a
             for k in range(n_topics):
-                eth[k] = _exp_digamma_jit(gamma[d, k])
+                old = gd[k]
+                gd[k] = alpha[k] + eth[k] * acc[k]
+                change += abs(gd[k] - old)
+            _exp_digamma_vec_jit(gd, eth, bits)
             if change / n_topics < tol:
                 break
+        for k in range(n_topics):
+            gamma[d, k] = gd[k]
         if not compute_stats:
             continue
         # phi from the final gamma: Z_j, the statistics' weights and the bound's words term
@@ -228,6 +242,74 @@ def _doc_e_step(indptr, indices, data, weights, expElogbetaT, alpha, gamma, docs
             ent += math.lgamma(g) - (g - 1.0) * e
         doc_bound[d] = words + ent
 
+
+#: exp(a) = 2^n exp(r), r = a - n log 2 (Cody-Waite split of log 2, as fdlibm), |r| <= log(2) / 2
+_LOG2E = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+#: below this exp(a) is subnormal or zero; the vector form returns 0 there (|error| < 1e-307)
+_EXP_MIN = -708.0
+
+
+def _exp_digamma_vec(x, out, bits):
+    """``out[k] = exp(digamma(x[k]))`` for all ``k``, in a form that vectorises over ``k``.
+
+    NumPy equivalent: ``np.exp(scipy.special.psi(x))`` (relative error below 1e-12 for
+    ``x > 0``; where the result is below 1e-307 it is 0). With ``y = x + 6`` for ``x < 6``
+    and ``y = x`` otherwise, ``psi(x) = log(y) - 1/(2y) - series(1/y^2) - corr`` where
+    ``corr = sum_{i<6} 1/(x + i)`` for ``x < 6`` (the recurrence) and 0 otherwise, so
+    ``exp(psi(x)) = y exp(-1/(2y) - series - corr)``: one ``exp``, no ``log``. No branch and no
+    call, so that LLVM vectorises the loop (Numba's ``math.exp`` is a scalar call): every lane
+    computes ``corr`` at ``min(x, 6)`` as a ratio of products (pairwise, one division) and
+    selects it; ``exp`` is in-line (range reduction to ``|r| <= log(2)/2``, degree-13 Taylor
+    polynomial, the power of two written into the exponent bits of ``bits``, an int64 scratch
+    array of the same length as ``x``). Measured on the benchmark corpus (K = 20, padded to
+    24 lanes): about 55 ns per document iteration against about 240 ns for the scalar form.
+    ``x`` is float32 or float64; the arithmetic is float64.
+    """
+    n = x.shape[0]
+    scale = bits.view(np.float64)
+    for k in range(n):
+        xk = float(x[k])
+        small = xk < 6.0
+        xm = xk if small else 6.0
+        x1 = xm + 1.0
+        x2 = xm + 2.0
+        x3 = xm + 3.0
+        x4 = xm + 4.0
+        x5 = xm + 5.0
+        p01 = xm * x1
+        p23 = x2 * x3
+        p45 = x4 * x5
+        p03 = p01 * p23
+        d03 = (xm + x1) * p23 + (x2 + x3) * p01
+        corr = (d03 * p45 + (x4 + x5) * p03) / (p03 * p45)
+        s = xk + 6.0 if small else xk
+        inv = 1.0 / s
+        f = inv * inv
+        t = f * (-1.0 / 12 + f * (1.0 / 120 + f * (-1.0 / 252 + f * (
+            1.0 / 240 + f * (-1.0 / 132 + f * (691.0 / 32760 + f * (-1.0 / 12)))))))
+        a = t - 0.5 * inv - (corr if small else 0.0)
+        live = a >= _EXP_MIN
+        a = a if live else _EXP_MIN
+        m = math.floor(a * _LOG2E + 0.5)
+        r = (a - m * _LN2_HI) - m * _LN2_LO
+        e = 1.0 + r * (1.0 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (
+            1.0 / 120 + r * (1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (
+                1.0 / 362880 + r * (1.0 / 3628800 + r * (1.0 / 39916800 + r * (
+                    1.0 / 479001600 + r * (1.0 / 6227020800)))))))))))))
+        bits[k] = (np.int64(m) + 1023) << 52
+        out[k] = s * e if live else 0.0
+    for k in range(n):
+        out[k] = out[k] * scale[k]
+
+
+#: No reassociation here: it could merge the two halves of the split of log 2.
+_exp_digamma_vec_jit = jit(_exp_digamma_vec, fastmath={"contract", "nsz"})
+
+
+#: Words per vector block of the document loop (the padding unit of its buffers).
+_WORD_BLOCK = 16
 
 #: Reassociation and contraction only (the inner sums over topics vectorise); no assumption that
 #: values are finite, although every value in this kernel is (counts, positive gamma, floored Z).

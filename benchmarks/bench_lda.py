@@ -66,7 +66,11 @@ def main(argv=None):
     parser.add_argument("--online-passes", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=2048)
     parser.add_argument("--no-online", action="store_true")
+    parser.add_argument("--seeds", type=str, default="0",
+                        help="comma-separated random_state values for the batch comparison "
+                             "(the corpus stays the same); one row each and the mean ratio")
     args = parser.parse_args(argv)
+    seeds = [int(x) for x in args.seeds.split(",")]
 
     from sklearn.decomposition import LatentDirichletAllocation as SkLDA
 
@@ -99,10 +103,30 @@ def main(argv=None):
     common = dict(n_components=n_topics, doc_topic_prior=prior, topic_word_prior=prior,
                   random_state=0, n_jobs=-1)
     print(f"batch, {passes} passes:")
-    em, t = timed(lambda: emkit.LatentDirichletAllocation(max_iter=passes, **common).fit(X))
-    add("batch", "emkit", t, em.components_)
-    sk, t = timed(lambda: SkLDA(max_iter=passes, **common).fit(X))
-    add("batch", "sklearn (n_jobs=-1)", t, sk.components_)
+    per_seed = []
+    for seed in seeds:
+        kw = dict(common, random_state=seed)
+        em, t_em = timed(
+            lambda kw=kw: emkit.LatentDirichletAllocation(max_iter=passes, **kw).fit(X)
+        )
+        sk, t_sk = timed(lambda kw=kw: SkLDA(max_iter=passes, **kw).fit(X))
+        if seed == seeds[0]:
+            add("batch", "emkit", t_em, em.components_)
+            add("batch", "sklearn (n_jobs=-1)", t_sk, sk.components_)
+        p_em = heldout_perplexity(em.components_, X_test, prior, prior)
+        p_sk = heldout_perplexity(sk.components_, X_test, prior, prior)
+        per_seed.append((seed, t_em, t_sk, p_em, p_sk))
+    if len(seeds) > 1:
+        print(f"  {'seed':>4s} {'emkit s':>8s} {'sklearn s':>9s} {'speed-up':>8s} "
+              f"{'emkit perp':>10s} {'sklearn perp':>12s} {'ratio':>6s}")
+        for seed, t_em, t_sk, p_em, p_sk in per_seed:
+            print(f"  {seed:4d} {t_em:8.2f} {t_sk:9.2f} {t_sk / t_em:7.2f}x {p_em:10.1f} "
+                  f"{p_sk:12.1f} {p_em / p_sk:6.3f}")
+        ratios = np.array([r[3] / r[4] for r in per_seed])
+        speed = np.array([r[2] / r[1] for r in per_seed])
+        print(f"  mean over {len(seeds)} seeds: speed-up {speed.mean():.2f}x, perplexity ratio "
+              f"{ratios.mean():.4f} (min {ratios.min():.3f}, max {ratios.max():.3f}; "
+              f"emkit no worse on {np.sum(ratios <= 1)} of {len(seeds)})")
 
     if not args.no_online:
         print(f"online, {online_passes} passes, batch_size {args.batch_size}:")

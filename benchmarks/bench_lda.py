@@ -63,7 +63,9 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="small corpus, few passes")
     parser.add_argument("--docs", type=int, default=None)
     parser.add_argument("--passes", type=int, default=None)
-    parser.add_argument("--online-passes", type=int, default=None)
+    parser.add_argument("--online-passes", type=str, default=None,
+                        help="passes for the online models (peers use the first value); "
+                             "emkit also runs at every further value, for time-to-quality")
     parser.add_argument("--batch-size", type=int, default=2048)
     parser.add_argument("--no-online", action="store_true")
     parser.add_argument("--seeds", type=str, default="0",
@@ -78,7 +80,9 @@ def main(argv=None):
 
     n_docs = args.docs or (3000 if args.quick else 20000)
     passes = args.passes or (5 if args.quick else 10)
-    online_passes = args.online_passes or (1 if args.quick else 2)
+    online_list = ([int(x) for x in args.online_passes.split(",")] if args.online_passes
+                   else [1 if args.quick else 2])
+    online_passes = online_list[0]
     n_words, n_topics, doc_len = (1000 if args.quick else 5000), 20, 100
     n_test = max(500, n_docs // 10)
     X_all = make_corpus(n_docs + n_test, n_words, n_topics, doc_len)
@@ -133,6 +137,13 @@ def main(argv=None):
         kw = dict(learning_method="online", max_iter=online_passes, batch_size=args.batch_size)
         em, t = timed(lambda: emkit.LatentDirichletAllocation(**kw, **common).fit(X))
         add("online", "emkit", t, em.components_)
+        for more in online_list[1:]:
+            kw_more = dict(kw, max_iter=more)
+            em, t = timed(lambda kw_more=kw_more: emkit.LatentDirichletAllocation(
+                **kw_more, **common).fit(X))
+            p_more = heldout_perplexity(em.components_, X_test, prior, prior)
+            print(f"  online emkit, {more} passes{'':20s} {t:8.2f} s   held-out perplexity "
+                  f"{p_more:9.2f}", flush=True)
         sk, t = timed(lambda: SkLDA(**kw, **common).fit(X))
         add("online", "sklearn (n_jobs=-1)", t, sk.components_)
         try:

@@ -118,10 +118,8 @@ class BernoulliStats:
 
 @dataclass(frozen=True)
 class _Prepared:
-    W: np.ndarray  # D x K, logit(mu).T - a, in the data's dtype
-    c: np.ndarray  # K, log w_k + sum_d log(1 - mu_kd) - b, in the data's dtype
-    a: np.ndarray  # D, float64: per-feature reference taken out of W
-    b: float       # float64: reference taken out of c
+    W: np.ndarray  # D x K, logit(mu).T in the data's dtype
+    c: np.ndarray  # K, log w_k + sum_d log(1 - mu_kd) in the data's dtype
 
 
 #: target non-zeros per CSR block, and the cap on the per-block D x K accumulators (bytes)
@@ -154,23 +152,11 @@ class BernoulliModel:
 
     # ------------------------------------------------------------------ preparation
     def prepare(self, params: BernoulliParams) -> _Prepared:
-        """The product form's coefficients, computed once per E-step.
-
-        ``log p(x | k) + log w_k = x . logit(mu_k) + c_k``. Per feature, the midrange ``a_d``
-        of ``logit(mu_kd)`` over the components, and the midrange ``b`` of ``c_k``, are taken
-        out (in float64): every row's log-probabilities move by the same ``x . a + b``, so the
-        responsibilities are unchanged, and the GEMM in the data's dtype only sums the
-        differences between components. Where all components agree on a mean near 0 or 1
-        (large ``|logit|``), this is what keeps float32 from cancelling. The evidence gets
-        ``sum_n w_n (x_n . a + b)`` back exactly, from the statistics.
-        """
+        """The product form's coefficients, computed once per E-step."""
         log_mu, log1m = params.logs()
-        logit = log_mu - log1m
-        a = 0.5 * (logit.max(axis=0) + logit.min(axis=0))
-        c = params.log_weights() + log1m.sum(axis=1)
-        b = float(0.5 * (c.max() + c.min()))
-        W = np.ascontiguousarray((logit - a).T, dtype=self.dtype)
-        return _Prepared(W, (c - b).astype(self.dtype), a, b)
+        W = np.ascontiguousarray((log_mu - log1m).T, dtype=self.dtype)
+        c = (params.log_weights() + log1m.sum(axis=1)).astype(self.dtype)
+        return _Prepared(W, c)
 
     def _dense_block_size(self, d):
         if self.block_size is not None:
@@ -218,10 +204,9 @@ class BernoulliModel:
         nk = parts[0][0].copy()
         for p in parts[1:]:
             nk += p[0]
-        total = float(n if w is None else np.sum(w, dtype=np.float64))
-        # the references taken out in prepare(): sum_n w_n x_n = sum_k sx_k
-        ll = math.fsum(p[2] for p in parts) + float(prep.a @ sx.sum(axis=0)) + prep.b * total
+        ll = math.fsum(p[2] for p in parts)
         ent = math.fsum(p[3] for p in parts)
+        total = float(n if w is None else np.sum(w, dtype=np.float64))
         return BernoulliStats(nk, sx, ll, ent, total), None
 
     def stats_from_resp(self, X, resp, sample_weight=None) -> BernoulliStats:
@@ -300,14 +285,12 @@ class BernoulliModel:
         if sp.issparse(X):
             def block(sl):
                 kern.csr_log_prob(X, prep.W, prep.c, sl.start, sl.stop, out=out[sl])
-                out[sl] += (X[sl] @ prep.a + prep.b)[:, None]
 
             bs = self._csr_block_size(X, params.n_components)
         else:
             def block(sl):
                 np.matmul(X[sl], prep.W, out=out[sl])
                 out[sl] += prep.c
-                out[sl] += (X[sl] @ prep.a + prep.b)[:, None]
 
             bs = self._dense_block_size(d)
         map_row_blocks(block, n, bs, self.n_threads)

@@ -205,11 +205,6 @@ class BaseEMMixture(DensityMixin, BaseEstimator):
                 f"warm_start: n_components is {self.n_components} but the fitted model has "
                 f"{self._params_.n_components}; refit with warm_start=False."
             )
-        if not do_init and self._params_.means.shape[1] != X.shape[1]:
-            raise ValueError(
-                f"warm_start: X has {X.shape[1]} features but the fitted model has "
-                f"{self._params_.means.shape[1]}."
-            )
         n_init = self.n_init if do_init else 1
         random_state = check_random_state(self.random_state)
         model = self._make_model(X, sw)

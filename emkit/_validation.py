@@ -49,10 +49,13 @@ def check_fit_data(estimator, X, *, n_components, accept_sparse=False,
                    dtype=(np.float64, np.float32)):
     """Validate training data: 2-D, finite, non-empty, at least ``n_components`` rows.
 
-    Sets ``n_features_in_`` (and ``feature_names_in_``). Never modifies ``X``.
+    Sets ``n_features_in_`` (and ``feature_names_in_``), except when a fitted estimator is
+    warm-started: then ``X`` must match what it was fitted on, and a rejected fit leaves the
+    estimator as it was. Never modifies ``X``.
     """
+    warm = bool(getattr(estimator, "warm_start", False)) and hasattr(estimator, "_params_")
     X = validate_data(
-        estimator, X, reset=True, dtype=list(dtype) if isinstance(dtype, tuple) else dtype,
+        estimator, X, reset=not warm, dtype=list(dtype) if isinstance(dtype, tuple) else dtype,
         accept_sparse=accept_sparse, ensure_min_samples=2,
     )
     if X.shape[0] < n_components:

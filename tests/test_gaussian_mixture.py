@@ -311,6 +311,20 @@ def test_warm_start_with_a_different_model_is_a_clear_error():
         gm.fit(X_OK)
 
 
+@pytest.mark.parametrize("make", [
+    lambda: GaussianMixture(2, random_state=0, warm_start=True),
+    lambda: __import__("emkit").BernoulliMixture(2, random_state=0, warm_start=True,
+                                                 binarize=0.0),
+])
+def test_rejected_warm_start_leaves_the_fit_usable(make):
+    est = make().fit(X_OK)
+    before = est.score(X_OK)
+    with pytest.raises(ValueError, match="features"):
+        est.fit(np.hstack([X_OK, X_OK[:, :1]]))
+    assert est.n_features_in_ == X_OK.shape[1]
+    assert est.score(X_OK) == before
+
+
 def test_cli_rejects_bad_arguments(capsys):
     from emkit.cli import main
 

@@ -562,3 +562,33 @@ def test_e_step_falls_back_to_warm_starts_below_the_floor(corpus, kernels):
     raw, _ = short.e_step(p2, X, None, state1.gamma)  # no statistics: per-document floors
     old_only, _ = replace(short, max_doc_update_iter=0).e_step(p2, X, None, state1.gamma)
     assert short.elbo(p2, raw) >= short.elbo(p2, old_only)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_word_no_topic_explains_gives_no_nan(dtype):
+    """An unseen word under a tiny topic_word_prior: exp(E[log beta]) underflows in every
+    topic; it must add nothing rather than n / tiny = inf (and inf * 0 = NaN)."""
+    rng = np.random.default_rng(0)
+    X = rng.poisson(1.0, (40, 30)).astype(dtype)
+    X[:, -1] = 0
+    new = np.zeros((1, 30), dtype=dtype)
+    new[0, :5] = 1
+    new[0, -1] = 5
+    lda = LatentDirichletAllocation(5, topic_word_prior=1e-3 if dtype == np.float64 else 1e-2,
+                                    random_state=0, max_iter=5).fit(X)
+    theta = lda.transform(new)
+    assert np.all(np.isfinite(theta)) and theta.sum() == pytest.approx(1.0, rel=1e-5)
+    assert np.isfinite(lda.score(new))
+    # the same through fit: the unseen word inside the training data of a second fit
+    lda.fit(np.vstack([X, new]))
+    assert np.all(np.isfinite(lda.components_)) and np.isfinite(lda.bound_)
+
+
+def test_tiny_gammas_give_no_nan():
+    """Float counts of 1e-4 and alpha = 1e-6: sum(gamma) ~ 1e-3, exp(psi(gamma)) flushes to
+    0 while exp(-psi(sum gamma)) overflows; E[theta] is formed in log space instead."""
+    rng = np.random.default_rng(0)
+    X = rng.random((30, 20)) * (rng.random((30, 20)) < 0.3) * 1e-4
+    lda = LatentDirichletAllocation(4, doc_topic_prior=1e-6, random_state=0, max_iter=3,
+                                    check_monotonic="raise").fit(X)
+    assert np.all(np.isfinite(lda.components_)) and np.isfinite(lda.bound_)

@@ -173,9 +173,9 @@ def _doc_e_step(indptr, indices, data, weights, expElogbetaT, alpha, gamma, docs
                     zc[j] += e * buf[k, j]
             for j in range(n_w):
                 z = zc[j]
-                if z < tiny:
-                    z = tiny
-                zc[j] = counts[j] / z
+                # a word no topic can explain (its B underflowed everywhere) adds nothing:
+                # n / tiny would overflow to inf and inf * 0 would make gamma NaN
+                zc[j] = counts[j] / z if z >= tiny else zero
             change = 0.0
             for k in range(0, n_topics4, 4):
                 a0 = zero
@@ -213,9 +213,12 @@ def _doc_e_step(indptr, indices, data, weights, expElogbetaT, alpha, gamma, docs
         for k in range(n_topics):
             s += gamma[d, k]
         psi_s = _digamma_jit(s)
-        scale = math.exp(-psi_s)
+        # exp(E[log theta_k]) = exp(psi(gamma_k) - psi(s)) in log space: the loop's
+        # exp(psi(gamma_k)) may have flushed to 0 where exp(-psi(s)) overflows (tiny gammas)
         for k in range(n_topics):
-            eth[k] = eth[k] * scale
+            e = _digamma_jit(float(gamma[d, k])) - psi_s
+            elogtheta_out[d, k] = e
+            eth[k] = math.exp(e)
         wd = weights[d]
         words = 0.0
         for j in range(n):
@@ -226,18 +229,19 @@ def _doc_e_step(indptr, indices, data, weights, expElogbetaT, alpha, gamma, docs
                 zc[j] += e * buf[k, j]
         for j in range(n):
             z = zc[j]
-            if z < tiny:
-                z = tiny
             cnt = data[start + j]
-            cvals[start + j] = wd * cnt / z
-            words += cnt * math.log(z)
+            if z < tiny:
+                cvals[start + j] = 0.0
+                words += cnt * math.log(tiny)
+            else:
+                cvals[start + j] = wd * cnt / z
+                words += cnt * math.log(z)
         # E[log p(theta | alpha)] is left to the caller (it depends on alpha); here the
         # entropy side, -E[log q(theta | gamma)], and E[log theta] for the alpha statistic.
         ent = -math.lgamma(s)
         for k in range(n_topics):
             g = float(gamma[d, k])
-            e = _digamma_jit(g) - psi_s
-            elogtheta_out[d, k] = e
+            e = elogtheta_out[d, k]
             eth_out[d, k] = eth[k]
             ent += math.lgamma(g) - (g - 1.0) * e
         doc_bound[d] = words + ent
@@ -377,8 +381,9 @@ def doc_e_step_ref(indptr, indices, data, weights, expElogbetaT, alpha, gamma, d
         g = gamma[d].copy()
         eth = exp_elog(g)
         for _ in range(max_iter):
-            z = np.maximum(Bd @ eth, tiny)
-            new = (alpha + eth * ((cnts / z) @ Bd)).astype(dtype)
+            z = Bd @ eth
+            c = np.where(z >= tiny, cnts / np.maximum(z, tiny), 0.0)
+            new = (alpha + eth * (c @ Bd)).astype(dtype)
             change = np.mean(np.abs(new - g))
             g = new
             eth = exp_elog(g)
@@ -387,8 +392,10 @@ def doc_e_step_ref(indptr, indices, data, weights, expElogbetaT, alpha, gamma, d
         gamma[d] = g
         if not compute_stats:
             continue
-        z = np.maximum(Bd @ eth, tiny)
-        cvals[sl] = weights[d] * cnts.astype(np.float64) / z
+        z = Bd @ eth
+        explained = z >= tiny
+        z = np.maximum(z, tiny)
+        cvals[sl] = np.where(explained, weights[d] * cnts.astype(np.float64) / z, 0.0)
         g64 = g.astype(np.float64)
         e = psi(g64) - psi(g64.sum())
         elogtheta_out[d] = e

@@ -126,15 +126,8 @@ def _csr_centered_log_prob(data, indices, indptr, start, stop, W, c, out, row_ma
         out[:] = L - row_max[:, None]
     """
     n_comp = W.shape[1]
-    for i in range(start, stop):
-        r = i - start
-        for k in range(n_comp):
-            out[r, k] = c[k]
-        for p in range(indptr[i], indptr[i + 1]):
-            j = indices[p]
-            v = data[p]
-            for k in range(n_comp):
-                out[r, k] += v * W[j, k]
+    _csr_log_prob_jit(data, indices, indptr, start, stop, W, c, out)
+    for r in range(stop - start):
         m = out[r, 0]
         for k in range(1, n_comp):
             if out[r, k] > m:

@@ -24,6 +24,7 @@ from ._validation import (
     check_sample_weight,
 )
 from .kernels._parallel import blas_single_thread
+from .models._common import one_hot
 
 __all__ = ["BaseEMMixture", "VerbosePrinter", "INIT_PARAMS", "initial_assignments", "as_resp"]
 
@@ -71,9 +72,7 @@ def as_resp(assignments, dtype=np.float64):
     if not isinstance(assignments, tuple):
         return assignments
     labels, k = assignments
-    resp = np.zeros((len(labels), k + 1), dtype=dtype)
-    resp[np.arange(len(labels)), labels] = 1
-    return np.ascontiguousarray(resp[:, :k])
+    return one_hot(labels, k, dtype)
 
 
 class VerbosePrinter:

@@ -21,10 +21,10 @@ from scipy.special import betaln
 
 from ..kernels import bernoulli as kern
 from ..kernels._parallel import map_row_blocks
+from ._common import floored_log
 
 __all__ = ["BernoulliParams", "BernoulliStats", "BernoulliModel", "log_means"]
 
-_LOG_TINY = float(np.log(np.finfo(np.float64).tiny))
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,8 +54,7 @@ class BernoulliParams:
         return self.means.shape[1]
 
     def log_weights(self) -> np.ndarray:
-        with np.errstate(divide="ignore"):
-            return np.maximum(np.log(self.weights), _LOG_TINY)
+        return floored_log(self.weights)
 
     def replace(self, **changes) -> BernoulliParams:
         values = dict(weights=self.weights, means=self.means)

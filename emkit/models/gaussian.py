@@ -15,6 +15,7 @@ from scipy import linalg
 
 from ..kernels import gaussian as kern
 from ..kernels._parallel import map_row_blocks
+from ._common import floored_log, one_hot
 
 __all__ = [
     "COVARIANCE_TYPES",
@@ -28,7 +29,6 @@ __all__ = [
 
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 LOG_2PI = kern.LOG_2PI
-_LOG_TINY = float(np.log(np.finfo(np.float64).tiny))
 
 #: How much larger than the exact path's round-off the fast path's may be, per dtype. The fast
 #: path sums products ``P_ij y_i y_j`` of centred data ``y = x - c``; the exact path sums the
@@ -173,8 +173,7 @@ class GaussianParams:
         return self.n_features * np.log(pc)
 
     def log_weights(self) -> np.ndarray:
-        with np.errstate(divide="ignore"):
-            return np.maximum(np.log(self.weights), _LOG_TINY)
+        return floored_log(self.weights)
 
     def replace(self, **changes) -> GaussianParams:
         values = dict(
@@ -532,10 +531,7 @@ class GaussianModel:
             if labels is None:
                 Rw = resp[sl].astype(np.float64, copy=True)
             else:
-                # label k_all means "no component" (k-means++ seeds: one point each)
-                Rw = np.zeros((sl.stop - sl.start, k_all + 1))
-                Rw[np.arange(Rw.shape[0]), labels[sl]] = 1
-                Rw = Rw[:, :k_all]
+                Rw = one_hot(labels[sl], k_all)
             if sample_weight is not None:
                 Rw *= sample_weight[sl, None]
             return Rw

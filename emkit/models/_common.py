@@ -1,0 +1,24 @@
+"""Small helpers shared by the models."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["LOG_TINY", "floored_log", "one_hot"]
+
+#: log of the smallest normal float64: the floor of every log-weight, so a zero weight never
+#: puts -inf (and 0 * -inf = NaN) into a kernel
+LOG_TINY = float(np.log(np.finfo(np.float64).tiny))
+
+
+def floored_log(x) -> np.ndarray:
+    """``log(x)`` floored at :data:`LOG_TINY`."""
+    with np.errstate(divide="ignore"):
+        return np.maximum(np.log(x), LOG_TINY)
+
+
+def one_hot(labels, n_components: int, dtype=np.float64) -> np.ndarray:
+    """``N x K`` indicator rows; label ``n_components`` means "no component" (a zero row)."""
+    out = np.zeros((len(labels), n_components + 1), dtype=dtype)
+    out[np.arange(len(labels)), labels] = 1
+    return np.ascontiguousarray(out[:, :n_components])

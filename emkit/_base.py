@@ -6,29 +6,47 @@ import sys
 import time
 import warnings
 from abc import abstractmethod
+from functools import partial
 
 import numpy as np
 from scipy.special import logsumexp
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import _num_samples
+from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from ._em import CHECK_MONOTONIC, IterationInfo, monotonic_rtol, run_em
 from ._validation import (
+    block_summary,
     check_choice,
+    convert_dense_block,
+    fit_dtype,
+
     check_fit_data,
     check_int,
     check_predict_data,
     check_real,
     check_sample_weight,
 )
+from ._dask import is_dask_collection
 from .kernels._parallel import blas_single_thread
 from .models._common import one_hot
 
 __all__ = ["BaseEMMixture", "VerbosePrinter", "INIT_PARAMS", "initial_assignments", "as_resp"]
 
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
+
+#: most rows the initial clustering sees, and the most bytes of them (see :func:`init_sample_size`)
+INIT_MAX_ROWS = 100_000
+INIT_MAX_BYTES = 32 << 20
+
+
+def init_sample_size(n_rows: int, n_features: int, itemsize: int, n_components: int) -> int:
+    """Rows the initialisation runs on: all up to ``INIT_MAX_ROWS`` rows and
+    ``INIT_MAX_BYTES`` bytes of them, else a subsample of that size (at least 50 rows per
+    component)."""
+    by_bytes = INIT_MAX_BYTES // max(1, n_features * itemsize)
+    return int(min(n_rows, max(50 * n_components, min(INIT_MAX_ROWS, by_bytes))))
 
 
 def initial_assignments(X, n_components, init_params, sample_weight, random_state):
@@ -190,11 +208,17 @@ class BaseEMMixture(DensityMixin, BaseEstimator):
 
     def _fit(self, X, sample_weight):
         self._check_common()
-        X = self._validate_fit_X(X)
-        sw = check_sample_weight(sample_weight, X)
-        if sw is not None and np.count_nonzero(sw) < self.n_components:
+        if is_dask_collection(X) or is_dask_collection(sample_weight):
+            X, sw, n_positive = self._validate_dask_fit(X, sample_weight), None, None
+        else:
+            X = self._validate_fit_X(X)
+            sw = check_sample_weight(sample_weight, X)
+            n_positive = None if sw is None else np.count_nonzero(sw)
+        if hasattr(X, "n_positive_weights"):
+            n_positive = X.n_positive_weights
+        if n_positive is not None and n_positive < self.n_components:
             raise ValueError(
-                f"Only {np.count_nonzero(sw)} samples have a positive sample_weight, fewer "
+                f"Only {n_positive} samples have a positive sample_weight, fewer "
                 f"than n_components = {self.n_components}."
             )
         self._check_hyperparameters(X)
@@ -222,16 +246,79 @@ class BaseEMMixture(DensityMixin, BaseEstimator):
             )
         return self._finish_fit(X, model, best, traces)
 
+    def _validate_dask_fit(self, X, sample_weight):
+        """Rows of a dask array, checked block by block where they live (one pass).
+
+        The estimator's :meth:`_block_converter` validates and converts every block on the
+        workers, in this pass and in every E-step; bad data raise there and reach the caller
+        as the same ValueError as for in-memory input.
+        """
+        from ._dask import DaskRows
+
+        rows = DaskRows(X, sample_weight)
+        n, d = rows.shape
+        warm = bool(self.warm_start) and hasattr(self, "_params_")
+        if warm and d != self.n_features_in_:
+            raise ValueError(
+                f"X has {d} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+        if n < max(2, self.n_components):
+            raise ValueError(
+                f"Expected n_samples >= max(2, n_components) but got n_components = "
+                f"{self.n_components}, n_samples = {n}."
+            )
+        dtype = fit_dtype(rows.dtype)
+        rows = rows.with_convert(self._block_converter(dtype), dtype)
+        summary = rows.map_reduce(block_summary, name="emkit-check")
+        rows.n_positive_weights = None if rows.w is None else int(summary[1])
+        if not warm:
+            self.n_features_in_ = d
+            if hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        return rows
+
+    def _block_converter(self, dtype):
+        """A picklable function that validates and converts one block of a dask array."""
+        return partial(convert_dense_block, dtype=dtype)
+
+    def _init_rows(self, X, sample_weight, random_state):
+        """The rows the initialisation sees: all of them, or a uniform random subsample.
+
+        With more than :func:`init_sample_size` rows (about 100,000, fewer for wide data) the
+        initial clustering runs on a subsample drawn uniformly with ``random_state``, with its
+        rows' weights, so initialisation never costs more memory or time than that many rows;
+        for a dask array only the subsample is gathered to the client.
+        """
+        n, d = X.shape
+        m = init_sample_size(n, d, np.dtype(X.dtype).itemsize, self.n_components)
+        if m >= n and not hasattr(X, "map_reduce"):
+            return X, sample_weight
+        if m >= n:
+            idx = np.arange(n)
+        else:
+            idx = np.unique(random_state.randint(0, n, size=m))
+        if hasattr(X, "map_reduce"):
+            return X.take(idx)
+        return X[idx], None if sample_weight is None else sample_weight[idx]
+
     def _run_inits(self, model, X, sw, n_init, do_init, random_state, printer, callback, rtol):
         """Run EM from every initialisation; return the best result and all traces."""
+        em_model, em_X, em_w = model, X, sw
+        if hasattr(X, "map_reduce"):
+            from ._dask import DaskModel
+
+            em_model, em_X, em_w = DaskModel(model, X), None, None
         best, traces = None, []
         for init in range(n_init):
             printer.begin_init(init)
-            params = (
-                self._initial_params(model, X, sw, random_state) if do_init else self._params_
-            )
+            if do_init:
+                Xi, wi = self._init_rows(X, sw, random_state)
+                params = self._initial_params(model, Xi, wi, random_state)
+            else:
+                params = self._params_
             result = run_em(
-                model, X, sw, params, max_iter=self.max_iter, tol=self.tol,
+                em_model, em_X, em_w, params, max_iter=self.max_iter, tol=self.tol,
                 check_monotonic=self.check_monotonic, rtol=rtol, callback=callback, init=init,
             )
             printer.end_init(result.lower_bound, result.converged)
@@ -275,26 +362,49 @@ class BaseEMMixture(DensityMixin, BaseEstimator):
         return replace(self._model_, dtype=np.result_type(X.dtype, self._model_.dtype))
 
     def score_samples(self, X):
-        """Log-density ``log p(x_n | theta)`` of every sample (the per-sample evidence)."""
+        """Log-density ``log p(x_n | theta)`` of every sample (the per-sample evidence).
+
+        On a dask array: a lazy dask array, computed block by block where the blocks live.
+        """
+        if is_dask_collection(X):
+            return self._lazy(self.score_samples, X)
         return logsumexp(self._weighted_log_prob(X), axis=1)
 
     def score(self, X, y=None, sample_weight=None):
         """Weighted mean log-likelihood per sample, the units of ``lower_bound_``."""
         ll = self.score_samples(X)
+        if is_dask_collection(ll):
+            from ._dask import weighted_mean
+
+            return weighted_mean(ll, sample_weight)
         if sample_weight is None:
             return float(np.mean(ll, dtype=np.float64))
         sw = check_sample_weight(sample_weight, ll[:, None])
         return float(np.average(ll, weights=sw))
 
     def predict(self, X):
-        """Most probable component of each sample."""
+        """Most probable component of each sample (lazy on a dask array)."""
+        if is_dask_collection(X):
+            return self._lazy(self.predict, X, dtype=np.intp)
         return np.argmax(self._weighted_log_prob(X), axis=1)
 
     def predict_proba(self, X):
-        """Posterior probability of each component for each sample (N x K)."""
+        """Posterior probability of each component for each sample (N x K; lazy on dask)."""
+        if is_dask_collection(X):
+            return self._lazy(self.predict_proba, X, n_columns=self.n_components)
         L = self._weighted_log_prob(X)
         L -= logsumexp(L, axis=1)[:, None]
         return np.exp(L, out=L)
+
+    def _lazy(self, method, X, n_columns=None, dtype=None):
+        from ._dask import lazy_rows
+
+        check_is_fitted(self)
+        out_dtype = self._params_dtype() if dtype is None else dtype
+        return lazy_rows(method, X, n_columns=n_columns, dtype=out_dtype)
+
+    def _params_dtype(self):
+        return self.weights_.dtype
 
     def _total_weight(self, X, sample_weight):
         if sample_weight is None:

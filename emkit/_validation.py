@@ -5,6 +5,7 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
+from sklearn.utils import check_array
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 __all__ = [
@@ -17,6 +18,9 @@ __all__ = [
     "check_int",
     "check_real",
     "check_choice",
+    "fit_dtype",
+    "convert_dense_block",
+    "block_summary",
 ]
 
 
@@ -159,3 +163,29 @@ def check_precisions(precisions, covariance_type, n_components, n_features):
         if np.any(np.linalg.eigvalsh(p) <= 0.0):
             raise ValueError(f"'{covariance_type} precision'{where} should be positive-definite.")
     return precisions
+
+
+# ---------------------------------------------------------------------------- dask blocks
+def fit_dtype(dtype) -> np.dtype:
+    """The dtype a fit computes in: float32 and float64 kept, anything else float64."""
+    dtype = np.dtype(dtype)
+    return dtype if dtype in (np.float32, np.float64) else np.dtype(np.float64)
+
+
+def convert_dense_block(Xb, dtype):
+    """One block of a dask array as a finite 2-D ndarray of ``dtype`` (the same checks, and
+    the same messages, as :func:`check_fit_data` for in-memory input)."""
+    return check_array(Xb, dtype=dtype, ensure_min_samples=0)
+
+
+def block_summary(Xb, wb):
+    """``[rows, rows with a positive weight]`` of a converted block; bad weights raise."""
+    n = Xb.shape[0]
+    if wb is None:
+        return np.array([n, n], dtype=np.float64)
+    wb = np.asarray(wb, dtype=np.float64)
+    if not np.all(np.isfinite(wb)):
+        raise ValueError("sample_weight contains NaN or infinity.")
+    if np.any(wb < 0):
+        raise ValueError("Negative values in data passed to `sample_weight`")
+    return np.array([n, np.count_nonzero(wb > 0)], dtype=np.float64)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numbers
+from functools import partial
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.utils import ClassifierTags, check_random_state
+from sklearn.utils import ClassifierTags, check_array, check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from .._base import INIT_PARAMS, BaseEMMixture, as_resp, initial_assignments
@@ -62,6 +63,25 @@ def _check_binary(X):
         f"{bad.size} other value(s), e.g. {bad.flat[0]!r}. Pass binarize=threshold to map "
         "values above the threshold to 1 and the rest to 0."
     )
+
+
+def _prepare_binary(X, threshold):
+    """Validated 0/1 data: duplicates of a sparse ``X`` summed, then binarised at
+    ``threshold`` (None: checked to be binary). ``X`` itself is never modified."""
+    if sp.issparse(X) and not X.has_canonical_format:
+        # duplicate entries add up (scipy's semantics): sum them, on a copy, before the
+        # binary check or the threshold sees the individual entries
+        X = X.copy()
+        X.sum_duplicates()
+    if threshold is None:
+        return _check_binary(X)
+    return _binarize(X, threshold)
+
+
+def _binary_block(Xb, dtype, threshold):
+    """One block of a dask array, validated and made binary where it lives."""
+    Xb = check_array(Xb, accept_sparse="csr", dtype=dtype, ensure_min_samples=0)
+    return _prepare_binary(Xb, threshold)
 
 
 #: rows per chunk when building row keys (bounds the temporary CSR of a dense chunk)
@@ -259,15 +279,10 @@ class BernoulliMixture(BaseEMMixture):
 
     # ---------------------------------------------------------------- input
     def _prepare_X(self, X):
-        threshold = _check_binarize(self.binarize)
-        if sp.issparse(X) and not X.has_canonical_format:
-            # duplicate entries add up (scipy's semantics): sum them, on a copy, before the
-            # binary check or the threshold sees the individual entries
-            X = X.copy()
-            X.sum_duplicates()
-        if threshold is None:
-            return _check_binary(X)
-        return _binarize(X, threshold)
+        return _prepare_binary(X, _check_binarize(self.binarize))
+
+    def _block_converter(self, dtype):
+        return partial(_binary_block, dtype=dtype, threshold=_check_binarize(self.binarize))
 
     def _validate_fit_X(self, X):
         _check_binarize(self.binarize)

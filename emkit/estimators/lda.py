@@ -4,23 +4,60 @@ from __future__ import annotations
 
 import numbers
 import sys
+from functools import partial
 import time
 from dataclasses import replace
 
 import numpy as np
 from joblib import effective_n_jobs
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils import check_random_state, gen_batches
+from sklearn.utils import check_array, check_random_state, gen_batches
 from sklearn.utils.validation import check_is_fitted, check_non_negative, validate_data
 
 from .._em import CHECK_MONOTONIC, IterationInfo, monotonic_rtol, run_em
 from .._trace import Trace
-from .._validation import check_choice, check_int, check_real, check_sample_weight
+from .._dask import is_dask_collection
+from .._validation import (
+    block_summary,
+    check_choice,
+    check_int,
+    check_real,
+    check_sample_weight,
+    fit_dtype,
+)
 from ..models.lda import Corpus, LDAModel, LDAStats
 
 __all__ = ["LatentDirichletAllocation"]
 
 LEARNING_METHODS = ("batch", "online")
+
+
+def _checked_corpus(X, whom) -> Corpus:
+    """Validated CSR counts as a :class:`Corpus`: non-negative, totals that fit the dtype."""
+    check_non_negative(X, whom)
+    corpus = Corpus.from_matrix(X)
+    # the kernels sum a document's counts in its dtype and lambda sums them over documents:
+    # refuse counts that would overflow there rather than fit NaN topics
+    limit = np.finfo(corpus.dtype).max * 1e-6
+    if corpus.n_docs and not float(np.max(corpus.doc_lengths, initial=0.0)) <= limit:
+        raise ValueError(
+            f"{whom}: a document's total count exceeds {limit:.1e}, too large for "
+            f"{corpus.dtype} arithmetic; rescale the counts."
+        )
+    return corpus
+
+
+def _corpus_block(Xb, dtype, whom) -> Corpus:
+    """One block of a dask array, validated and made a :class:`Corpus` where it lives."""
+    Xb = check_array(Xb, accept_sparse="csr", dtype=dtype, ensure_min_samples=0)
+    return _checked_corpus(Xb, whom)
+
+
+def _corpus_summary(corpus, wb):
+    """``[documents, documents with a positive weight, weighted tokens]`` of one block."""
+    w = np.ones(corpus.n_docs) if wb is None else np.asarray(wb, dtype=np.float64)
+    return np.append(block_summary(np.empty((corpus.n_docs, 0)), wb),
+                     float(corpus.doc_lengths @ w))
 
 
 def _perplexity(bound, tokens) -> float:
@@ -33,6 +70,15 @@ def _perplexity(bound, tokens) -> float:
         return float("nan")
     with np.errstate(over="ignore"):
         return float(np.exp(-float(bound) / float(tokens)))
+
+
+def _em_model(model, corpus):
+    """The model the driver runs: the E-step on dask blocks when the documents are there."""
+    if hasattr(corpus, "map_reduce"):
+        from .._dask import DaskModel
+
+        return DaskModel(model, corpus)
+    return model
 
 
 class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -241,17 +287,37 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         """
         dtype = [np.float64, np.float32] if reset else self.components_.dtype
         X = validate_data(self, X, reset=reset, accept_sparse="csr", dtype=dtype)
-        check_non_negative(X, whom)
-        corpus = Corpus.from_matrix(X)
-        # the kernels sum a document's counts in its dtype and lambda sums them over documents:
-        # refuse counts that would overflow there rather than fit NaN topics
-        limit = np.finfo(corpus.dtype).max * 1e-6
-        if corpus.n_docs and not float(np.max(corpus.doc_lengths, initial=0.0)) <= limit:
+        return _checked_corpus(X, whom)
+
+    def _dask_rows(self, X, sample_weight, *, reset, whom, chunk_rows=None):
+        """The documents of a dask array, checked block by block where they live (one pass).
+
+        Every block is validated and turned into a :class:`~emkit.models.lda.Corpus` on the
+        workers, in this pass and in every E-step; ``chunk_rows`` re-cuts the blocks (online
+        learning: one block per mini-batch).
+        """
+        from .._dask import DaskRows
+
+        rows = DaskRows(X, sample_weight, chunk_rows=chunk_rows)
+        d = rows.shape[1]
+        if not reset and d != self.n_features_in_:
             raise ValueError(
-                f"{whom}: a document's total count exceeds {limit:.1e}, too large for "
-                f"{corpus.dtype} arithmetic; rescale the counts."
+                f"X has {d} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
             )
-        return corpus
+        dtype = fit_dtype(rows.dtype) if reset else self.components_.dtype
+        rows = rows.with_convert(partial(_corpus_block, dtype=dtype, whom=whom), dtype)
+        summary = rows.map_reduce(_corpus_summary, name="emkit-check")
+        if rows.w is not None and summary[1] == 0:
+            raise ValueError(
+                "sample_weight sums to zero: at least one sample needs a positive weight."
+            )
+        rows.tokens = float(summary[2])
+        if reset:
+            self.n_features_in_ = d
+            if hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+        return rows
 
     @staticmethod
     def _check_weights(corpus, sample_weight):
@@ -334,8 +400,14 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         self
         """
         self._check_params()
-        corpus = self._validate_X(X, reset=True, whom="LatentDirichletAllocation.fit")
-        sw = self._check_weights(corpus, sample_weight)
+        whom = "LatentDirichletAllocation.fit"
+        if is_dask_collection(X) or is_dask_collection(sample_weight):
+            chunk = self.batch_size if self.learning_method == "online" else None
+            corpus, sw = self._dask_rows(X, sample_weight, reset=True, whom=whom,
+                                         chunk_rows=chunk), None
+        else:
+            corpus = self._validate_X(X, reset=True, whom=whom)
+            sw = self._check_weights(corpus, sample_weight)
         model = self._make_model(corpus.dtype)
         params = self._init(model, corpus.n_features, corpus.dtype)
         if self.learning_method == "batch":
@@ -362,7 +434,7 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
             return stop
 
         result = run_em(
-            model, corpus, sw, params, max_iter=self.max_iter, tol=0.0,
+            _em_model(model, corpus), corpus, sw, params, max_iter=self.max_iter, tol=0.0,
             check_monotonic=self.check_monotonic, rtol=monotonic_rtol(corpus.dtype),
             callback=callback, state=None,
         )
@@ -381,7 +453,7 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         scikit-learn and gensim rather than paying for warm and fresh starts both.
         """
         batch_stats, _ = model.e_step(params, batch, w_batch, None)
-        weight = batch.n_docs if w_batch is None else float(np.sum(w_batch))
+        weight = batch_stats.n_docs
         if weight > 0:
             rho = (self.learning_offset + self.n_batch_iter_) ** (-self.learning_decay)
             stats = stats.blend(rho, batch_stats * (total / weight))
@@ -393,18 +465,29 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         report = self._callbacks()
         t_start = time.perf_counter()
         n_docs = corpus.n_docs
-        total = float(n_docs if sw is None else np.sum(sw))
         stats = LDAStats.from_lambda(params.lambda_, model.topic_word_prior)
+        if hasattr(corpus, "map_reduce"):  # dask: one block per mini-batch
+            from .._dask import DaskModel
+
+            total = float(n_docs if corpus.w is None else corpus.w.sum().compute())
+            tokens = corpus.tokens
+            batches = [(DaskModel(model, corpus, (i,)), None, None)
+                       for i in range(corpus.n_blocks)]
+        else:
+            total = float(n_docs if sw is None else np.sum(sw))
+            tokens = float(corpus.doc_lengths @ (np.ones(n_docs) if sw is None else sw))
+            batches = [(model, corpus.rows(sl), None if sw is None else sw[sl])
+                       for sl in gen_batches(n_docs, self.batch_size)]
+        full_model = _em_model(model, corpus)
         # per-token unit of the trace (as the driver's: no division by zero without tokens)
-        tokens = max(float(corpus.doc_lengths @ (np.ones(n_docs) if sw is None else sw)), 1e-300)
+        tokens = max(tokens, 1e-300)
         rows, last_perp, prev, converged = [], None, None, False
         for epoch in range(1, self.max_iter + 1):
             doc_terms = 0.0
-            for sl in gen_batches(n_docs, self.batch_size):
-                w_b = None if sw is None else sw[sl]
+            for batch_model, batch, w_b in batches:
                 before = params
                 params, stats, batch_stats = self._online_step(
-                    model, params, stats, corpus.rows(sl), w_b, total
+                    batch_model, params, stats, batch, w_b, total
                 )
                 doc_terms += model.document_bound(before, batch_stats)
             estimate = (doc_terms + params.topic_bound) / tokens
@@ -412,7 +495,7 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
                              kl=np.nan, seconds=time.perf_counter() - t_start))
             perplexity = None
             if self.evaluate_every > 0 and epoch % self.evaluate_every == 0:
-                full, _ = model.e_step(params, corpus, sw, None)
+                full, _ = full_model.e_step(params, corpus, sw, None)
                 perplexity = _perplexity(model.elbo(params, full), tokens)
                 converged = last_perp is not None and abs(last_perp - perplexity) < self.perp_tol
                 last_perp = perplexity
@@ -426,7 +509,7 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
             if converged:  # as scikit-learn, the stopping pass does not count in n_iter_
                 break
             self.n_iter_ = epoch
-        final, _ = model.e_step(params, corpus, sw, None)
+        final, _ = full_model.e_step(params, corpus, sw, None)
         final_elbo = model.elbo(params, final) / tokens
         rows.append(dict(elbo_after_e=final_elbo, elbo_after_m=np.nan, log_evidence=np.nan,
                          kl=np.nan, seconds=time.perf_counter() - t_start))
@@ -494,6 +577,11 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         ndarray of shape (n_samples, n_components)
         """
         check_is_fitted(self)
+        if is_dask_collection(X):
+            from .._dask import lazy_rows
+
+            return lazy_rows(partial(self.transform, normalize=normalize), X,
+                             n_columns=self.n_components, dtype=self.components_.dtype)
         corpus = self._validate_X(X, reset=False, whom="LatentDirichletAllocation.transform")
         gamma = self._unnormalized_transform(corpus)
         if normalize:
@@ -506,9 +594,13 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
 
     def _bound(self, X, sample_weight, whom):
         check_is_fitted(self)
+        model = self._fitted_model()
+        if is_dask_collection(X) or is_dask_collection(sample_weight):
+            corpus = self._dask_rows(X, sample_weight, reset=False, whom=whom)
+            stats, _ = corpus.e_step(model, self._params_, keep_state=False)
+            return model.document_bound(self._params_, stats), stats.total_weight, corpus.n_docs
         corpus = self._validate_X(X, reset=False, whom=whom)
         sw = self._check_weights(corpus, sample_weight)
-        model = self._fitted_model()
         stats, _ = model.e_step(self._params_, corpus, sw, None)
         return model.document_bound(self._params_, stats), stats.total_weight, corpus.n_docs
 

@@ -239,25 +239,43 @@ class GaussianStats:
         return (1.0 - rho) * self + rho * other
 
 
+def _weighted_sum(Xb, wb):
+    """``sum_n w_n x_n`` and ``sum_n w_n`` of a block of rows, float64."""
+    Xb = np.asarray(Xb, dtype=np.float64)
+    if wb is None:
+        return np.append(Xb.sum(axis=0), Xb.shape[0])
+    wb = np.asarray(wb, dtype=np.float64)
+    return np.append(wb @ Xb, wb.sum())
+
+
+def _weighted_sq_dev(Xb, wb, c):
+    """``sum_n w_n (x_n - c)^2`` per feature of a block of rows, float64."""
+    Y = np.asarray(Xb, dtype=np.float64) - c
+    Y *= Y
+    return Y.sum(axis=0) if wb is None else np.asarray(wb, dtype=np.float64) @ Y
+
+
 def center_and_spread(X, sample_weight=None, n_threads=None):
     """Weighted mean of the rows and root-mean-square deviation from it, per feature.
 
-    Two passes over row blocks, float64, no ``N x D`` temporary.
+    Two passes over row blocks, float64, no ``N x D`` temporary. ``X`` may also be the
+    rows of a dask array (:class:`emkit._dask.DaskRows`, weights included): then each pass
+    is summed on the workers.
     """
+    if hasattr(X, "map_reduce"):
+        first = X.map_reduce(_weighted_sum)
+        c = first[:-1] / first[-1]
+        return c, np.sqrt(X.map_reduce(_weighted_sq_dev, c) / first[-1])
     n, d = X.shape
     bs = max(256, (1 << 20) // (8 * max(d, 1)))
+    w = sample_weight
 
-    def moments(sl, c=None):
-        Xb = X[sl].astype(np.float64)
-        w = None if sample_weight is None else sample_weight[sl].astype(np.float64)
-        if c is None:
-            return Xb.sum(axis=0) if w is None else w @ Xb
-        Y = Xb - c
-        return (Y * Y).sum(axis=0) if w is None else w @ (Y * Y)
+    def block(func, *args):
+        return lambda sl: func(X[sl], None if w is None else w[sl], *args)
 
-    total = float(n if sample_weight is None else np.sum(sample_weight, dtype=np.float64))
-    c = sum(map_row_blocks(moments, n, bs, n_threads)) / total
-    var = sum(map_row_blocks(lambda sl: moments(sl, c), n, bs, n_threads)) / total
+    first = sum(map_row_blocks(block(_weighted_sum), n, bs, n_threads))
+    c = first[:-1] / first[-1]
+    var = sum(map_row_blocks(block(_weighted_sq_dev, c), n, bs, n_threads)) / first[-1]
     return c, np.sqrt(var)
 
 

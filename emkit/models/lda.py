@@ -29,6 +29,7 @@ q alone), and ``elbo(params, stats)`` is exact for any parameters with no pass o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 from functools import cached_property
 
 import numpy as np
@@ -337,6 +338,9 @@ class LDAModel:
     n_threads: int | None = 1
     kernels: str = "numba"
     restart_every: int = 1
+
+    #: the E-step carries per-document state (gamma) from one iteration to the next
+    has_state: ClassVar[bool] = True
 
     def initial_alpha(self) -> np.ndarray:
         return np.broadcast_to(

@@ -1,0 +1,304 @@
+"""Fitting on dask arrays: E-steps where the blocks live, statistics tree-summed, M-step here.
+
+Every emkit E-step returns additive statistics (``DESIGN.md``), so a fit on a dask array is
+the in-memory fit with one change: the E-step of each row block runs as a dask task where the
+block lives, the blocks' statistics are added in a fixed binary tree (also as dask tasks), and
+only the sum comes back to the client, where the M-step runs. Per iteration, the parameters go
+out (once per worker) and one statistics value per block is reduced on the workers; the data
+never move. Per-block variational state (LDA's document factors) stays on the workers as
+persisted dask objects between iterations.
+
+This module is imported only when a dask collection is passed: importing emkit never imports
+dask. It runs on whatever scheduler dask would use: a ``distributed.Client`` when one is
+active (``Client("tcp://host:8786")``), dask's local threads otherwise.
+"""
+
+from __future__ import annotations
+
+import operator
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["is_dask_collection", "DaskRows", "DaskModel", "lazy_rows", "weighted_mean",
+           "E_STEP_PREFIX"]
+
+#: key prefix of the E-step tasks (one per block per iteration), for counting on a scheduler
+E_STEP_PREFIX = "emkit-e-step"
+
+
+def is_dask_collection(X) -> bool:
+    """Whether ``X`` is a dask array or dataframe (checked without importing dask)."""
+    return type(X).__module__.split(".")[0] in ("dask", "dask_expr") and hasattr(
+        X, "__dask_graph__"
+    )
+
+
+def _as_dask_array(X, name="X"):
+    """A 2-D (or 1-D for weights) dask array with known row chunks; dataframes by value."""
+    import dask.array as da
+
+    if hasattr(X, "to_dask_array"):  # dask DataFrame / Series
+        X = X.to_dask_array(lengths=True)
+    if not isinstance(X, da.Array):
+        raise ValueError(f"{name} must be a dask array or dataframe, got {type(X).__name__}.")
+    if any(np.isnan(c) for c in X.chunks[0]):
+        X = X.compute_chunk_sizes()
+    return X
+
+
+def _tree_sum(items, token):
+    """Sum ``items`` (delayed) pairwise in a fixed binary tree of dask tasks."""
+    from dask import delayed
+
+    level = 0
+    while len(items) > 1:
+        nxt = []
+        for i in range(0, len(items) - 1, 2):
+            key = f"emkit-sum-{token}-{level}-{i // 2}"
+            nxt.append(delayed(operator.add)(items[i], items[i + 1], dask_key_name=key))
+        if len(items) % 2:
+            nxt.append(items[-1])
+        items, level = nxt, level + 1
+    return items[0]
+
+
+def _apply_block(func, convert, Xb, wb, *args):
+    return func(convert(Xb), wb, *args)
+
+
+def _e_step_block(model, params, convert, Xb, wb, state):
+    return model.e_step(params, convert(Xb), wb, state)
+
+
+def _first(pair):
+    return pair[0]
+
+
+def _second(pair):
+    return pair[1]
+
+
+def _take_block(convert, Xb, wb, local):
+    Xb = convert(Xb)
+    return Xb[local], None if wb is None else np.asarray(wb, dtype=np.float64)[local]
+
+
+def _identity(Xb):
+    return Xb
+
+
+class DaskRows:
+    """The rows of a fit that live in the blocks of a dask array.
+
+    Parameters
+    ----------
+    X : dask array of shape (n_samples, n_features)
+        Chunked by rows (column chunks are merged); dense or scipy.sparse blocks.
+    sample_weight : array-like or dask array of shape (n_samples,), optional
+        Brought to X's row chunks.
+    chunk_rows : int, optional
+        Re-cut the row blocks to this many rows (the last may be shorter).
+    convert : callable, optional
+        Applied to every block where it lives before any model function sees it (the
+        estimator's per-block validation and conversion: dtype, binarisation, CSR). Must be
+        picklable (a module-level function or a ``functools.partial`` of one).
+    """
+
+    def __init__(self, X, sample_weight=None, convert=None, chunk_rows=None):
+        import dask.array as da
+
+        X = _as_dask_array(X)
+        if chunk_rows is not None:
+            X = X.rechunk({0: int(chunk_rows)})
+        if X.ndim != 2:
+            raise ValueError(f"Expected a 2-D dask array, got {X.ndim} dimension(s).")
+        if X.numblocks[1] != 1:
+            X = X.rechunk({1: -1})
+        self.X = X
+        self.dtype = np.dtype(X.dtype)
+        self.n_positive_weights = None
+        self.convert = _identity if convert is None else convert
+        self.row_chunks = tuple(int(c) for c in X.chunks[0])
+        self.offsets = np.concatenate([[0], np.cumsum(self.row_chunks)]).astype(np.int64)
+        w = None
+        if sample_weight is not None:
+            if is_dask_collection(sample_weight):
+                w = _as_dask_array(sample_weight, "sample_weight")
+                if w.shape != (X.shape[0],):
+                    raise ValueError(
+                        f"sample_weight.shape == {w.shape}, expected ({X.shape[0]},)!"
+                    )
+                w = w.rechunk((self.row_chunks,))
+            else:
+                arr = np.asarray(sample_weight, dtype=np.float64)
+                if arr.shape != (X.shape[0],):
+                    raise ValueError(
+                        f"sample_weight.shape == {arr.shape}, expected ({X.shape[0]},)!"
+                    )
+                w = da.from_array(arr, chunks=(self.row_chunks,))
+        self.w = w
+        self._blocks = list(X.to_delayed().ravel())
+        self._wblocks = [None] * len(self._blocks) if w is None else list(w.to_delayed().ravel())
+
+    # ---------------------------------------------------------------- facts
+    @property
+    def shape(self):
+        return (int(self.X.shape[0]), int(self.X.shape[1]))
+
+    @property
+    def n_docs(self) -> int:
+        return self.shape[0]
+
+    @property
+    def n_features(self) -> int:
+        return self.shape[1]
+
+    @property
+    def n_blocks(self) -> int:
+        return len(self._blocks)
+
+    def with_convert(self, convert, dtype=None) -> DaskRows:
+        """The same blocks seen through another per-block conversion (giving ``dtype``)."""
+        out = object.__new__(DaskRows)
+        out.__dict__.update(self.__dict__)
+        out.convert = convert
+        out.dtype = self.dtype if dtype is None else np.dtype(dtype)
+        return out
+
+    # ---------------------------------------------------------------- passes
+    def map_reduce(self, func, *args, name="emkit-map"):
+        """``sum_b func(convert(X_b), w_b, *args)`` over the blocks, summed on the workers."""
+        import dask
+        from dask import delayed
+
+        token = uuid.uuid4().hex[:12]
+        shared = [delayed(a, name=f"emkit-arg-{token}-{i}", traverse=False)
+                  for i, a in enumerate(args)]
+        parts = [
+            delayed(_apply_block)(func, self.convert, xb, wb, *shared,
+                                  dask_key_name=f"{name}-{token}-{i}")
+            for i, (xb, wb) in enumerate(zip(self._blocks, self._wblocks, strict=True))
+        ]
+        (total,) = dask.compute(_tree_sum(parts, token))
+        return total
+
+    def e_step(self, model, params, state=None, blocks=None, keep_state=True):
+        """The model's E-step on every block (or the blocks ``blocks``), statistics summed.
+
+        ``state`` is a list of per-block states (persisted dask objects) or None. Returns
+        ``(stats, state)``; the new state stays on the workers (``None`` for models without
+        one, or with ``keep_state=False``).
+        """
+        import dask
+        from dask import delayed
+
+        token = uuid.uuid4().hex[:12]
+        p = delayed(params, name=f"emkit-params-{token}", traverse=False)
+        m = delayed(model, name=f"emkit-model-{token}", traverse=False)
+        idx = range(self.n_blocks) if blocks is None else list(blocks)
+        states = [None] * self.n_blocks if state is None else state
+        outs = [
+            delayed(_e_step_block)(m, p, self.convert, self._blocks[i], self._wblocks[i],
+                                   states[i], dask_key_name=f"{E_STEP_PREFIX}-{token}-{i}")
+            for i in idx
+        ]
+        stats = [delayed(_first)(o, dask_key_name=f"emkit-stats-{token}-{j}")
+                 for j, o in enumerate(outs)]
+        total = _tree_sum(stats, token)
+        if not (keep_state and getattr(model, "has_state", False)):
+            (result,) = dask.compute(total)
+            return result, None
+        new = [delayed(_second)(o, dask_key_name=f"emkit-state-{token}-{j}")
+               for j, o in enumerate(outs)]
+        *new, total = dask.persist(*new, total)
+        (result,) = dask.compute(total)
+        return result, new
+
+    def take(self, indices):
+        """Rows ``indices`` (sorted, unique) and their weights, gathered to the client."""
+        import dask
+        import scipy.sparse as sp
+        from dask import delayed
+
+        indices = np.asarray(indices, dtype=np.int64)
+        which = np.searchsorted(self.offsets, indices, side="right") - 1
+        parts = []
+        for b in np.unique(which):
+            local = indices[which == b] - self.offsets[b]
+            parts.append(delayed(_take_block)(self.convert, self._blocks[b], self._wblocks[b],
+                                              local))
+        got = dask.compute(*parts)
+        xs = [g[0] for g in got]
+        Xs = sp.vstack(xs, format="csr") if sp.issparse(xs[0]) else np.concatenate(xs)
+        ws = None if self.w is None else np.concatenate([g[1] for g in got])
+        return Xs, ws
+
+
+@dataclass(frozen=True)
+class DaskModel:
+    """A model whose E-step runs on the blocks of :class:`DaskRows` (the driver's view).
+
+    The driver calls ``e_step(params, X, sample_weight, state)`` as for any model; ``X`` and
+    ``sample_weight`` are ignored (they are ``rows``', or only the row blocks ``blocks``: a
+    mini-batch). Everything else is the model's.
+    """
+
+    model: object
+    rows: DaskRows
+    blocks: tuple | None = None
+
+    def e_step(self, params, X=None, sample_weight=None, state=None):
+        return self.rows.e_step(self.model, params, state, blocks=self.blocks)
+
+    def m_step(self, stats):
+        return self.model.m_step(stats)
+
+    def elbo(self, params, stats):
+        return self.model.elbo(params, stats)
+
+    def objective(self, params, stats):
+        return self.model.objective(params, stats)
+
+    def log_prior(self, params):
+        return self.model.log_prior(params)
+
+    def roundoff_scale(self, params, stats):
+        fn = getattr(self.model, "roundoff_scale", None)
+        return 0.0 if fn is None else fn(params, stats)
+
+
+def lazy_rows(method, X, *, n_columns=None, dtype=np.float64):
+    """``method`` (an estimator's bound method) applied block by block: a lazy dask array.
+
+    ``n_columns=None``: one value per row (``predict``, ``score_samples``); else an
+    ``n_rows x n_columns`` array (``predict_proba``, ``transform``).
+    """
+    X = _as_dask_array(X)
+    if X.numblocks[1] != 1:
+        X = X.rechunk({1: -1})
+    name = f"emkit-{getattr(method, '__name__', 'apply')}-{uuid.uuid4().hex[:12]}"
+    if n_columns is None:
+        return X.map_blocks(method, drop_axis=1, dtype=dtype, name=name,
+                            meta=np.empty((0,), dtype=dtype))
+    return X.map_blocks(method, chunks=(X.chunks[0], (int(n_columns),)), dtype=dtype,
+                        name=name, meta=np.empty((0, 0), dtype=dtype))
+
+
+def weighted_mean(values, sample_weight=None) -> float:
+    """The (weighted) mean of a lazy dask vector, computed where its blocks live."""
+    import dask
+
+    if sample_weight is None:
+        return float(dask.compute(values.mean(dtype=np.float64))[0])
+    import dask.array as da
+
+    w = sample_weight if is_dask_collection(sample_weight) else da.from_array(
+        np.asarray(sample_weight, dtype=np.float64), chunks=(values.chunks[0],)
+    )
+    if w.shape != values.shape:
+        raise ValueError(f"sample_weight.shape == {w.shape}, expected {values.shape}!")
+    w = w.rechunk(values.chunks).astype(np.float64)
+    num, den = dask.compute((values * w).sum(), w.sum())
+    return float(num / den)

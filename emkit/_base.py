@@ -282,6 +282,10 @@ class BaseEMMixture(DensityMixin, BaseEstimator):
         """A picklable function that validates and converts one block of a dask array."""
         return partial(convert_dense_block, dtype=dtype)
 
+    def _init_needs_data(self) -> bool:
+        """False when the user gave every initial parameter (no clustering to run)."""
+        return True
+
     def _init_rows(self, X, sample_weight, random_state):
         """The rows the initialisation sees: all of them, or a uniform random subsample.
 
@@ -312,9 +316,12 @@ class BaseEMMixture(DensityMixin, BaseEstimator):
         best, traces = None, []
         for init in range(n_init):
             printer.begin_init(init)
-            if do_init:
+            if do_init and self._init_needs_data():
                 Xi, wi = self._init_rows(X, sw, random_state)
                 params = self._initial_params(model, Xi, wi, random_state)
+                del Xi, wi  # a subsample's copy is not kept through the run
+            elif do_init:
+                params = self._initial_params(model, None, None, random_state)
             else:
                 params = self._params_
             result = run_em(

@@ -316,8 +316,11 @@ class BernoulliMixture(BaseEMMixture):
     def _make_model(self, X, sample_weight=None):
         return BernoulliModel(alpha=float(self.alpha), dtype=np.dtype(X.dtype))
 
+    def _init_needs_data(self) -> bool:
+        return self._weights_init is None or self._means_init is None
+
     def _initial_params(self, model, X, sample_weight, random_state):
-        if self._weights_init is not None and self._means_init is not None:
+        if not self._init_needs_data():
             return BernoulliParams(self._weights_init, self._means_init)
         Xu, wu = _distinct_patterns(X, sample_weight)
         if Xu.shape[0] < self.n_components:  # too few distinct patterns: use the rows

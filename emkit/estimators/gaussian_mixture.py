@@ -156,14 +156,16 @@ class GaussianMixture(BaseEMMixture):
             dtype=np.dtype(X.dtype),
         )
 
-    def _initial_params(self, model, X, sample_weight, random_state):
-        ct = self.covariance_type
-        given_all = (
+    def _init_needs_data(self) -> bool:
+        return not (
             self._weights_init is not None
             and self._means_init is not None
             and self._precisions_init is not None
         )
-        if given_all:
+
+    def _initial_params(self, model, X, sample_weight, random_state):
+        ct = self.covariance_type
+        if not self._init_needs_data():
             # nothing to estimate: skip the initial clustering (but keep the random stream
             # consumption of scikit-learn out of it: no draw is needed)
             return GaussianParams(

@@ -188,11 +188,17 @@ class BaseEMMixture(DensityMixin, BaseEstimator):
         (all their traces are in ``traces_``). With ``warm_start=True`` a fitted estimator
         continues from its parameters.
 
+        Rows are streamed through the kernels in blocks, so the memory the fit adds does not
+        grow with ``n_samples`` (memory-mapped arrays are read block by block). A dask array
+        (or dataframe), chunked by rows, is fitted where its blocks live: one E-step task per
+        block, the statistics summed on the workers, the M-step here; ``X`` is never gathered
+        (see the README, "Data of any size").
+
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like of shape (n_samples, n_features), or dask array
         y : Ignored
-        sample_weight : array-like of shape (n_samples,), optional
+        sample_weight : array-like or dask array of shape (n_samples,), optional
             Non-negative weights acting as repeat counts.
 
         Returns

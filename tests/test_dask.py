@@ -269,6 +269,7 @@ def e_step_tasks(stream):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(180)
 def test_cluster_fit_equals_in_memory_and_runs_on_the_workers(client):
     X, _ = blobs(n=2000, d=3, k=3, seed=12)
     Xd = client.persist(da.from_array(X, chunks=400))  # 5 blocks, held by the workers
@@ -286,6 +287,7 @@ def test_cluster_fit_equals_in_memory_and_runs_on_the_workers(client):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(180)
 def test_cluster_lda_keeps_document_state_on_the_workers(client):
     X = corpus(n=400)
     Xd = da.from_array(X, chunks=(100, -1), asarray=False)
@@ -298,22 +300,44 @@ def test_cluster_lda_keeps_document_state_on_the_workers(client):
     assert len(e_step_tasks(ts.data)) == 4 * (b.n_iter_ + 1)
 
 
-@pytest.mark.slow
-def test_cluster_fit_survives_a_killed_worker(client):
-    X, _ = blobs(n=3000, d=3, k=3, seed=13)
-    kw = dict(max_iter=12, tol=0.0, **gmm_init(3, 3, "full"))
-    a = quiet_fit(GaussianMixture(3, **kw), X)
+def _killer(client, at=3):
+    """A callback that kills one worker process (SIGKILL) after iteration ``at``."""
     pids = client.run(os.getpid)
     killed = []
 
     def kill_one(info):
-        if info.iteration == 3 and not killed:
+        if info.iteration == at and not killed:
             victim = sorted(pids.values())[0]
             os.kill(victim, signal.SIGKILL)
             killed.append(victim)
 
-    Xd = da.from_array(X, chunks=500)
-    b = quiet_fit(GaussianMixture(3, callback=kill_one, **kw), Xd)
+    return kill_one, killed
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_cluster_fit_survives_a_killed_worker(client):
+    X, _ = blobs(n=3000, d=3, k=3, seed=13)
+    kw = dict(max_iter=12, tol=0.0, **gmm_init(3, 3, "full"))
+    a = quiet_fit(GaussianMixture(3, **kw), X)
+    kill_one, killed = _killer(client)
+    b = quiet_fit(GaussianMixture(3, callback=kill_one, **kw), da.from_array(X, chunks=500))
     assert killed
     assert_same_gmm(a, b)
+    client.wait_for_workers(2, timeout=60)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_cluster_lda_survives_a_killed_worker(client):
+    """The lost documents' state is recomputed from its lineage: the same fit, still monotone."""
+    client.wait_for_workers(2, timeout=60)
+    X = corpus(n=400)
+    kw = dict(n_components=3, random_state=0, max_iter=8, check_monotonic="raise")
+    a = quiet_fit(LatentDirichletAllocation(**kw), X)
+    kill_one, killed = _killer(client)
+    b = quiet_fit(LatentDirichletAllocation(callback=kill_one, **kw),
+                  da.from_array(X, chunks=(100, -1), asarray=False))
+    assert killed
+    np.testing.assert_allclose(b.components_, a.components_, rtol=1e-9)
     client.wait_for_workers(2, timeout=60)

@@ -178,7 +178,9 @@ class BernoulliMixture(BaseEMMixture):
     init_params : {"kmeans", "k-means++", "random", "random_from_data"}, default="kmeans"
         How the initial responsibilities are set (as in ``GaussianMixture``): k-means labels,
         k-means++ seeds, random responsibilities, or random samples as seeds. The first
-        M-step (with ``alpha``) turns them into parameters.
+        M-step (with ``alpha``) turns them into parameters. With more than 100,000 rows
+        (fewer for wide data: at most 32 MB of them) it runs on a uniform random subsample of
+        that size drawn with ``random_state``, with the rows' weights.
     weights_init : array-like of shape (n_components,), optional
         Initial weights (override the ones from ``init_params``).
     means_init : array-like of shape (n_components, n_features), optional

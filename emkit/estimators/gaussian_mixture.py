@@ -48,7 +48,11 @@ class GaussianMixture(BaseEMMixture):
     n_init : int, default=1
         Number of initialisations; the best (largest final bound) is kept.
     init_params : {"kmeans", "k-means++", "random", "random_from_data"}, default="kmeans"
-        How the initial responsibilities are set, as in scikit-learn.
+        How the initial responsibilities are set, as in scikit-learn. With more than
+        100,000 rows (or 32 MB of them) the initialisation runs on a uniform random subsample
+        of that size, drawn with ``random_state`` and keeping the rows' weights, so it costs
+        bounded time and memory whatever N is (and, for a dask array, only the subsample is
+        gathered to the client); up to that size it is scikit-learn's, on all rows.
     weights_init, means_init, precisions_init : array-like, optional
         User initial parameters (override the ones from ``init_params``).
     random_state : int, RandomState instance or None

@@ -387,12 +387,19 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
     def fit(self, X, y=None, sample_weight=None):
         """Learn the topics of ``X`` by variational EM (batch) or stepwise variational EM (online).
 
+        A dask array of counts (dense or ``scipy.sparse`` blocks, chunked by documents) is
+        fitted where its blocks live: one E-step task per block and iteration, the statistics
+        summed on the workers, the M-step here. In batch mode each block's document factors
+        (gamma) stay on the workers between iterations (persisted) and the E-step's
+        fresh-start floor holds per block, so the bound is monotone; online, the blocks are
+        re-cut to ``batch_size`` documents and each is one mini-batch, as in memory.
+
         Parameters
         ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features), or dask array
             Document-word counts (non-negative; float counts allowed).
         y : Ignored
-        sample_weight : array-like of shape (n_samples,), default=None
+        sample_weight : array-like or dask array of shape (n_samples,), default=None
             Non-negative document weights (repeat counts).
 
         Returns

@@ -15,20 +15,19 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
+from ._dask import is_dask_collection
 from ._em import CHECK_MONOTONIC, IterationInfo, monotonic_rtol, run_em
 from ._validation import (
     block_summary,
     check_choice,
-    convert_dense_block,
-    fit_dtype,
-
     check_fit_data,
     check_int,
     check_predict_data,
     check_real,
     check_sample_weight,
+    convert_dense_block,
+    fit_dtype,
 )
-from ._dask import is_dask_collection
 from .kernels._parallel import blas_single_thread
 from .models._common import one_hot
 

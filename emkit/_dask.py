@@ -15,9 +15,8 @@ active (``Client("tcp://host:8786")``), dask's local threads otherwise.
 
 from __future__ import annotations
 
-import operator
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -48,19 +47,28 @@ def _as_dask_array(X, name="X"):
     return X
 
 
+#: statistics values added by one task of the reduction tree
+FAN_IN = 8
+
+
+def _sum(values):
+    total = values[0]
+    for v in values[1:]:
+        total = total + v
+    return total
+
+
 def _tree_sum(items, token):
-    """Sum ``items`` (delayed) pairwise in a fixed binary tree of dask tasks."""
+    """Sum ``items`` (delayed) in a fixed tree of dask tasks, ``FAN_IN`` values per task."""
     from dask import delayed
 
     level = 0
     while len(items) > 1:
-        nxt = []
-        for i in range(0, len(items) - 1, 2):
-            key = f"emkit-sum-{token}-{level}-{i // 2}"
-            nxt.append(delayed(operator.add)(items[i], items[i + 1], dask_key_name=key))
-        if len(items) % 2:
-            nxt.append(items[-1])
-        items, level = nxt, level + 1
+        items = [
+            delayed(_sum)(items[i : i + FAN_IN], dask_key_name=f"emkit-sum-{token}-{level}-{j}")
+            for j, i in enumerate(range(0, len(items), FAN_IN))
+        ]
+        level += 1
     return items[0]
 
 
@@ -70,6 +78,10 @@ def _apply_block(func, convert, Xb, wb, *args):
 
 def _e_step_block(model, params, convert, Xb, wb, state):
     return model.e_step(params, convert(Xb), wb, state)
+
+
+def _stats_block(model, params, convert, Xb, wb):
+    return model.e_step(params, convert(Xb), wb, None)[0]
 
 
 def _first(pair):
@@ -87,6 +99,14 @@ def _take_block(convert, Xb, wb, local):
 
 def _identity(Xb):
     return Xb
+
+
+def one_thread(model):
+    """``model`` with its kernels on one thread: on dask the parallelism is the blocks'
+    tasks (one level, as everywhere in emkit), and the workers' BLAS is single-threaded."""
+    if getattr(model, "n_threads", 1) == 1:
+        return model
+    return replace(model, n_threads=1)
 
 
 class DaskRows:
@@ -195,24 +215,31 @@ class DaskRows:
         from dask import delayed
 
         token = uuid.uuid4().hex[:12]
+        model = one_thread(model)
         p = delayed(params, name=f"emkit-params-{token}", traverse=False)
         m = delayed(model, name=f"emkit-model-{token}", traverse=False)
         idx = range(self.n_blocks) if blocks is None else list(blocks)
+        if not (keep_state and getattr(model, "has_state", False)):
+            # no state to keep: each task returns its block's statistics only
+            stats = [
+                delayed(_stats_block)(m, p, self.convert, self._blocks[i], self._wblocks[i],
+                                      dask_key_name=f"{E_STEP_PREFIX}-{token}-{i}")
+                for i in idx
+            ]
+            (result,) = dask.compute(_tree_sum(stats, token))
+            return result, None
         states = [None] * self.n_blocks if state is None else state
         outs = [
             delayed(_e_step_block)(m, p, self.convert, self._blocks[i], self._wblocks[i],
                                    states[i], dask_key_name=f"{E_STEP_PREFIX}-{token}-{i}")
             for i in idx
         ]
+        # the state stays where it was computed; only the statistics travel to be summed
         stats = [delayed(_first)(o, dask_key_name=f"emkit-stats-{token}-{j}")
                  for j, o in enumerate(outs)]
-        total = _tree_sum(stats, token)
-        if not (keep_state and getattr(model, "has_state", False)):
-            (result,) = dask.compute(total)
-            return result, None
         new = [delayed(_second)(o, dask_key_name=f"emkit-state-{token}-{j}")
                for j, o in enumerate(outs)]
-        *new, total = dask.persist(*new, total)
+        *new, total = dask.persist(*new, _tree_sum(stats, token))
         (result,) = dask.compute(total)
         return result, new
 

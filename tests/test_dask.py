@@ -14,8 +14,12 @@ import scipy.sparse as sp
 da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
 
-from emkit import BernoulliMixture, GaussianMixture, LatentDirichletAllocation  # noqa: E402
-from emkit import _base  # noqa: E402
+from emkit import (  # noqa: E402
+    BernoulliMixture,
+    GaussianMixture,
+    LatentDirichletAllocation,
+    _base,  # noqa: E402
+)
 from emkit._dask import E_STEP_PREFIX  # noqa: E402
 
 from ._helpers import blobs, random_params  # noqa: E402

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numbers
 import sys
-from functools import partial
 import time
 from dataclasses import replace
+from functools import partial
 
 import numpy as np
 from joblib import effective_n_jobs
@@ -14,9 +14,9 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils import check_array, check_random_state, gen_batches
 from sklearn.utils.validation import check_is_fitted, check_non_negative, validate_data
 
+from .._dask import is_dask_collection
 from .._em import CHECK_MONOTONIC, IterationInfo, monotonic_rtol, run_em
 from .._trace import Trace
-from .._dask import is_dask_collection
 from .._validation import (
     block_summary,
     check_choice,

@@ -29,8 +29,8 @@ q alone), and ``elbo(params, stats)`` is exact for any parameters with no pass o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
 from functools import cached_property
+from typing import ClassVar
 
 import numpy as np
 from scipy import sparse

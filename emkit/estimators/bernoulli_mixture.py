@@ -123,7 +123,7 @@ class BernoulliMixture(BaseEMMixture):
     ``scipy.sparse`` format are accepted; sparse data are never densified (the E-step is one
     sparse-dense product, ``x . logit(mu) + sum log(1 - mu)``). The per-iteration
     :class:`~emkit.Trace` records both EM half-steps, and every half-step is checked not to
-    lower the objective.
+    lower the objective. :meth:`partial_fit` runs online (stepwise) EM on mini-batches.
 
     Parameters
     ----------
@@ -180,7 +180,14 @@ class BernoulliMixture(BaseEMMixture):
         of the bound and the final lower bound.
     verbose_interval : int, default=10
     callback : callable, optional
-        Called with an :class:`~emkit.IterationInfo` after every iteration.
+        Called with an :class:`~emkit.IterationInfo` after every iteration (and every
+        :meth:`partial_fit` step).
+    learning_decay : float, default=0.7
+        kappa of online EM's step size ``rho_t = (t + learning_offset) ** -learning_decay``
+        (:meth:`partial_fit`), in ``[0, 1]``; ``(0.5, 1]`` guarantees convergence. The name,
+        default and bounds of ``LatentDirichletAllocation``'s.
+    learning_offset : float, default=10.0
+        tau_0 (>= 1) of the step size: larger values down-weight the early steps.
 
     Attributes
     ----------
@@ -200,6 +207,12 @@ class BernoulliMixture(BaseEMMixture):
         log-evidence, KL gap and time.
     traces_ : list of Trace
     best_init_ : int
+    n_samples_seen_ : float
+        Total sample weight seen: by :meth:`fit` (its data), plus every :meth:`partial_fit`
+        mini-batch since. Online EM scales each mini-batch's statistics to it, so ``alpha``
+        (a pseudo-count in units of sample weight) competes with all the data seen so far,
+        as it would in a batch fit on that data, not with one mini-batch; in an online trace
+        and ``lower_bound_`` the log prior is divided by it.
     n_features_in_ : int
     feature_names_in_ : ndarray
         Only when ``X`` had string feature names.
@@ -229,6 +242,8 @@ class BernoulliMixture(BaseEMMixture):
         verbose=0,
         verbose_interval=10,
         callback=None,
+        learning_decay=0.7,
+        learning_offset=10.0,
     ):
         self.n_components = n_components
         self.alpha = alpha
@@ -245,6 +260,8 @@ class BernoulliMixture(BaseEMMixture):
         self.verbose = verbose
         self.verbose_interval = verbose_interval
         self.callback = callback
+        self.learning_decay = learning_decay
+        self.learning_offset = learning_offset
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -14,14 +14,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import _num_samples
 
-from ._em import (
-    CHECK_MONOTONIC,
-    IterationInfo,
-    learning_rate,
-    monotonic_rtol,
-    run_em,
-    stepwise_update,
-)
+from ._em import CHECK_MONOTONIC, IterationInfo, monotonic_rtol, run_em, stepwise_update
 from ._trace import Trace
 from ._validation import (
     check_choice,
@@ -319,6 +312,9 @@ class BaseEMMixture(DensityMixin, BaseEstimator):
         next ``partial_fit`` continues from the fitted parameters, its running statistics
         starting from the fit's final E-step (``n_samples_seen_`` is then the fit's total
         weight) and ``t`` from 1. A later :meth:`fit` starts afresh (unless ``warm_start``).
+        Later steps use the model set up by the first call (or the fit): its ``reg_covar`` or
+        ``alpha``, its dtype (mini-batches are converted to it) and, for ``GaussianMixture``,
+        the reference point of the fast E-step (the first mini-batch's mean).
 
         Online EM makes no monotonicity promise (a mini-batch's bound can go down from one
         step to the next), so ``check_monotonic`` does not apply. ``trace_`` gets one row per
@@ -333,14 +329,15 @@ class BaseEMMixture(DensityMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            The mini-batch (at least ``n_components`` rows on the first call).
+            The mini-batch; on the first call at least ``n_components`` rows.
         y : Ignored
         sample_weight : array-like of shape (n_samples,), optional
-            Non-negative weights acting as repeat counts.
+            As in :meth:`fit`.
 
         Returns
         -------
         self
+            One step further.
         """
         t_start = time.perf_counter()
         self._check_common()
@@ -353,7 +350,9 @@ class BaseEMMixture(DensityMixin, BaseEstimator):
             self._check_positive_weights(sw)
         else:
             self._check_continuation("partial_fit")
-        model = self._make_model(X, sw)
+        # later steps keep the model (configuration, dtype, reference point) of the first
+        # call or of the fit: no pass over the mini-batch to set it up again
+        model = self._make_model(X, sw) if first else self._model_
         with blas_single_thread():
             if first:
                 random_state = check_random_state(self.random_state)
@@ -367,7 +366,7 @@ class BaseEMMixture(DensityMixin, BaseEstimator):
             running = batch * scale if first else self._stats_
             t = (0 if first else self._n_steps_) + 1
             new_params, running = stepwise_update(
-                model, running, batch, learning_rate(t, offset, decay), scale
+                model, running, batch, scale, t=t, offset=offset, decay=decay
             )
             after, _ = model.e_step(new_params, X, sw, None)
         # the bounds of the mini-batch standing for the stream (prior against seen), per unit

@@ -76,13 +76,14 @@ def learning_rate(t, offset, decay) -> float:
     return (offset + t) ** (-decay)
 
 
-def stepwise_update(model, running_stats, batch_stats, rho, scale):
-    """One stepwise-EM update: blend the scaled mini-batch statistics in, then M-step.
+def stepwise_update(model, running_stats, batch_stats, scale, *, t, offset, decay):
+    """Step ``t`` of stepwise EM: blend the scaled mini-batch statistics in, then M-step.
 
-    ``running_stats <- (1 - rho) running_stats + rho (scale batch_stats)``, where ``scale``
-    brings the mini-batch to the size of the stream it stands for. Returns
-    ``(params, running_stats)``.
+    ``running_stats <- (1 - rho_t) running_stats + rho_t (scale batch_stats)`` with
+    ``rho_t = learning_rate(t, offset, decay)``, where ``scale`` brings the mini-batch to the
+    size of the stream it stands for. Returns ``(params, running_stats)``.
     """
+    rho = learning_rate(t, offset, decay)
     stats = running_stats.blend(rho, batch_stats * scale)
     return model.m_step(stats), stats
 

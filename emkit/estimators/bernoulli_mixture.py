@@ -182,12 +182,10 @@ class BernoulliMixture(BaseEMMixture):
     callback : callable, optional
         Called with an :class:`~emkit.IterationInfo` after every iteration (and every
         :meth:`partial_fit` step).
-    learning_decay : float, default=0.7
-        kappa of online EM's step size ``rho_t = (t + learning_offset) ** -learning_decay``
-        (:meth:`partial_fit`), in ``[0, 1]``; ``(0.5, 1]`` guarantees convergence. The name,
-        default and bounds of ``LatentDirichletAllocation``'s.
-    learning_offset : float, default=10.0
-        tau_0 (>= 1) of the step size: larger values down-weight the early steps.
+    learning_decay, learning_offset : float, default=0.7 and 10.0
+        The step size of :meth:`partial_fit`, ``rho_t = (t + learning_offset) **
+        -learning_decay``: ``learning_decay`` (kappa) in ``[0, 1]``, ``learning_offset``
+        (tau_0) >= 1, as in ``GaussianMixture`` and ``LatentDirichletAllocation``.
 
     Attributes
     ----------

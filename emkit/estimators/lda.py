@@ -13,14 +13,7 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils import check_random_state, gen_batches
 from sklearn.utils.validation import check_is_fitted, check_non_negative, validate_data
 
-from .._em import (
-    CHECK_MONOTONIC,
-    IterationInfo,
-    learning_rate,
-    monotonic_rtol,
-    run_em,
-    stepwise_update,
-)
+from .._em import CHECK_MONOTONIC, IterationInfo, monotonic_rtol, run_em, stepwise_update
 from .._trace import Trace
 from .._validation import (
     check_choice,
@@ -393,8 +386,10 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         batch_stats, _ = model.e_step(params, batch, w_batch, None)
         weight = batch.n_docs if w_batch is None else float(np.sum(w_batch))
         if weight > 0:
-            rho = learning_rate(self.n_batch_iter_, self.learning_offset, self.learning_decay)
-            params, stats = stepwise_update(model, stats, batch_stats, rho, total / weight)
+            params, stats = stepwise_update(
+                model, stats, batch_stats, total / weight, t=self.n_batch_iter_,
+                offset=self.learning_offset, decay=self.learning_decay,
+            )
         self.n_batch_iter_ += 1
         return params, stats, batch_stats
 

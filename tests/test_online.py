@@ -8,6 +8,7 @@ import copy
 
 import numpy as np
 import pytest
+from sklearn.base import clone
 
 from emkit import BernoulliMixture, GaussianMixture
 from emkit.models.gaussian import GaussianModel
@@ -154,10 +155,10 @@ def test_integer_weights_equal_repeated_rows_in_a_step(make, X):
 def test_integer_weights_equal_repeated_rows_on_the_first_step_with_given_init():
     w0, m0 = np.ones(3) / 3, X_G[[0, 1, 2]]
     p0 = np.broadcast_to(np.eye(3), (3, 3, 3))
-    make = lambda: GaussianMixture(3, weights_init=w0, means_init=m0, precisions_init=p0)  # noqa: E731
+    est = GaussianMixture(3, weights_init=w0, means_init=m0, precisions_init=p0)
     w = np.random.default_rng(2).integers(1, 4, size=80).astype(float)
-    a = make().partial_fit(X_G[:80], sample_weight=w)
-    b = make().partial_fit(np.repeat(X_G[:80], w.astype(int), axis=0))
+    a = clone(est).partial_fit(X_G[:80], sample_weight=w)
+    b = clone(est).partial_fit(np.repeat(X_G[:80], w.astype(int), axis=0))
     assert_same_params(a, b)
 
 

@@ -182,6 +182,7 @@ class BaseEMMixture(DensityMixin, BaseEstimator):
         if not isinstance(self.warm_start, (bool, np.bool_)):
             raise ValueError(f"warm_start must be a bool, got {self.warm_start!r}.")
         check_choice(self.check_monotonic, "check_monotonic", CHECK_MONOTONIC)
+        check_learning_schedule(self.learning_decay, self.learning_offset)
         if self.callback is not None and not callable(self.callback):
             raise ValueError(f"callback must be callable or None, got {self.callback!r}.")
 
@@ -341,7 +342,7 @@ class BaseEMMixture(DensityMixin, BaseEstimator):
         """
         t_start = time.perf_counter()
         self._check_common()
-        decay, offset = check_learning_schedule(self.learning_decay, self.learning_offset)
+        decay, offset = float(self.learning_decay), float(self.learning_offset)
         first = not hasattr(self, "_params_")
         X = self._validate_fit_X(X) if first else self._validate_step_X(X)
         sw = check_sample_weight(sample_weight, X)

@@ -204,7 +204,9 @@ def test_bad_learning_parameters_are_errors_naming_them(make, X, params, name):
     with pytest.raises(ValueError, match=name):
         est.partial_fit(X[:50])
     assert not hasattr(est, "means_")
-    make(**params).fit(X[:50])  # stored only: fit does not use them
+    with pytest.raises(ValueError, match=name):  # validated by fit too, as every parameter
+        make(**params).fit(X[:50])
+    make(**params)  # stored only
 
 
 @pytest.mark.parametrize("make, X", MIXTURES)

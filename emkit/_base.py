@@ -1,4 +1,4 @@
-"""What every emkit mixture estimator shares: n_init, warm start, the trace, predict/score."""
+"""What every emkit mixture estimator shares: n_init, warm start, online EM, the trace, scores."""
 
 from __future__ import annotations
 
@@ -16,12 +16,14 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from ._dask import is_dask_collection
-from ._em import CHECK_MONOTONIC, IterationInfo, monotonic_rtol, run_em
+from ._em import CHECK_MONOTONIC, IterationInfo, monotonic_rtol, run_em, stepwise_update
+from ._trace import Trace
 from ._validation import (
     block_summary,
     check_choice,
     check_fit_data,
     check_int,
+    check_learning_schedule,
     check_predict_data,
     check_real,
     check_sample_weight,
@@ -141,7 +143,8 @@ class BaseEMMixture(DensityMixin, BaseEstimator):
 
     Subclasses implement ``_check_hyperparameters``, ``_make_model``, ``_initial_params``,
     ``_set_fitted_params``, ``_n_parameters`` and ``_validate_X``; the EM loop itself lives in
-    :func:`emkit._em.run_em`.
+    :func:`emkit._em.run_em`, the online step in :meth:`partial_fit` (one implementation for
+    every mixture, on :func:`emkit._em.stepwise_update`).
     """
 
     # ---------------------------------------------------------------- hooks
@@ -166,6 +169,27 @@ class BaseEMMixture(DensityMixin, BaseEstimator):
     def _validate_predict_X(self, X):
         return check_predict_data(self, X)
 
+    def _validate_step_X(self, X):
+        """A later ``partial_fit`` mini-batch: the fitted features, in the fitted dtype."""
+        return self._validate_predict_X(X).astype(self._model_.dtype, copy=False)
+
+    def _check_continuation(self, how):
+        """Continuing from the fitted parameters (``how``: "warm_start" or "partial_fit")
+        needs the model they belong to."""
+        if self._params_.n_components != self.n_components:
+            raise ValueError(
+                f"{how}: n_components is {self.n_components} but the fitted model has "
+                f"{self._params_.n_components}; refit with warm_start=False."
+            )
+
+    def _check_positive_weights(self, n_positive):
+        """``n_positive``: how many samples have a positive weight (None: all of them)."""
+        if n_positive is not None and n_positive < self.n_components:
+            raise ValueError(
+                f"Only {n_positive} samples have a positive sample_weight, fewer "
+                f"than n_components = {self.n_components}."
+            )
+
     def _check_common(self):
         check_int(self.n_components, "n_components", low=1)
         check_real(self.tol, "tol", low=0.0)
@@ -176,6 +200,7 @@ class BaseEMMixture(DensityMixin, BaseEstimator):
         if not isinstance(self.warm_start, (bool, np.bool_)):
             raise ValueError(f"warm_start must be a bool, got {self.warm_start!r}.")
         check_choice(self.check_monotonic, "check_monotonic", CHECK_MONOTONIC)
+        check_learning_schedule(self.learning_decay, self.learning_offset)
         if self.callback is not None and not callable(self.callback):
             raise ValueError(f"callback must be callable or None, got {self.callback!r}.")
 
@@ -214,25 +239,17 @@ class BaseEMMixture(DensityMixin, BaseEstimator):
     def _fit(self, X, sample_weight):
         self._check_common()
         if is_dask_collection(X) or is_dask_collection(sample_weight):
-            X, sw, n_positive = self._validate_dask_fit(X, sample_weight), None, None
+            X, sw = self._validate_dask_fit(X, sample_weight), None
+            n_positive = X.n_positive_weights
         else:
             X = self._validate_fit_X(X)
             sw = check_sample_weight(sample_weight, X)
             n_positive = None if sw is None else np.count_nonzero(sw)
-        if hasattr(X, "n_positive_weights"):
-            n_positive = X.n_positive_weights
-        if n_positive is not None and n_positive < self.n_components:
-            raise ValueError(
-                f"Only {n_positive} samples have a positive sample_weight, fewer "
-                f"than n_components = {self.n_components}."
-            )
+        self._check_positive_weights(n_positive)
         self._check_hyperparameters(X)
         do_init = not (self.warm_start and hasattr(self, "_params_"))
-        if not do_init and self._params_.n_components != self.n_components:
-            raise ValueError(
-                f"warm_start: n_components is {self.n_components} but the fitted model has "
-                f"{self._params_.n_components}; refit with warm_start=False."
-            )
+        if not do_init:
+            self._check_continuation("warm_start")
         n_init = self.n_init if do_init else 1
         random_state = check_random_state(self.random_state)
         model = self._make_model(X, sw)
@@ -347,17 +364,142 @@ class BaseEMMixture(DensityMixin, BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=4,
             )
-        self._model_ = model
-        self._params_ = best.params
-        self._set_fitted_params(best.params, X.dtype)
-        self.converged_ = bool(best.converged)
-        self.n_iter_ = int(best.n_iter)
-        self.lower_bound_ = float(best.lower_bound)
-        self.lower_bounds_ = [float(v) for v in best.trace.elbo_after_e[1:]]
-        self.trace_ = best.trace
-        self.traces_ = traces
-        self.best_init_ = int(best.trace.init)
+        self._store(
+            model, best.params, best.stats, best.trace, traces, X.dtype,
+            lower_bound=best.lower_bound, lower_bounds=best.trace.elbo_after_e[1:],
+            n_samples_seen=best.stats.total_weight, n_steps=0,
+        )
         return best
+
+    def _store(self, model, params, stats, trace, traces, dtype, *, lower_bound, lower_bounds,
+               n_samples_seen, n_steps):
+        """Set the fitted attributes (``fit`` and ``partial_fit`` alike)."""
+        self._model_ = model
+        self._params_ = params
+        self._stats_ = stats  # what a later partial_fit blends into
+        self._n_steps_ = int(n_steps)  # partial_fit steps since the last fit
+        self._set_fitted_params(params, dtype)
+        self.converged_ = bool(trace.converged)
+        self.n_iter_ = int(trace.n_iter)
+        self.lower_bound_ = float(lower_bound)
+        self.lower_bounds_ = [float(v) for v in lower_bounds]
+        self.trace_ = trace
+        self.traces_ = traces
+        self.best_init_ = int(trace.init)
+        self.n_samples_seen_ = float(n_samples_seen)
+
+    # ---------------------------------------------------------------- online EM
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """One step of online (stepwise) EM on the mini-batch ``X``.
+
+        Each call is one step on the whole ``X`` passed (as ``MiniBatchKMeans.partial_fit``):
+        an E-step on ``X`` at the current parameters gives the mini-batch statistics ``s_B``,
+        which are blended into the running statistics ``s``,
+
+            ``s <- (1 - rho_t) s + rho_t (N_t / w_B) s_B``,
+            ``rho_t = (t + learning_offset) ** -learning_decay``,
+
+        and an M-step from ``s`` gives the new parameters. ``t`` counts the steps since the
+        first call (or the last :meth:`fit`), from 1; ``w_B`` is the weight of the mini-batch
+        (``sample_weight.sum()``, or its number of rows) and ``N_t = n_samples_seen_``, the
+        total weight seen so far (this mini-batch included): every mini-batch stands for the
+        whole stream seen so far, so priors and pseudo-counts (BernoulliMixture's ``alpha``)
+        compete with the data seen so far, not with one mini-batch.
+
+        The first call initialises from its mini-batch as :meth:`fit` does (``init_params``,
+        ``weights_init``, ...; one initialisation, ``n_init`` is not used), starts the running
+        statistics from that mini-batch's E-step and takes one step. After :meth:`fit` the
+        next ``partial_fit`` continues from the fitted parameters, its running statistics
+        starting from the fit's final E-step (``n_samples_seen_`` is then the fit's total
+        weight) and ``t`` from 1. A later :meth:`fit` starts afresh (unless ``warm_start``).
+        Later steps use the model set up by the first call (or the fit): its ``reg_covar`` or
+        ``alpha``, its dtype (mini-batches are converted to it) and, for ``GaussianMixture``,
+        the reference point of the fast E-step (the first mini-batch's mean).
+
+        Online EM makes no monotonicity promise (a mini-batch's bound can go down from one
+        step to the next), so ``check_monotonic`` does not apply. ``trace_`` gets one row per
+        call, about that mini-batch: ``elbo_after_e`` the bound at the parameters before the
+        step, ``elbo_after_m`` at the parameters after it (with the E-step's ``Q``),
+        ``log_evidence`` before the step, ``kl`` the gap after it, ``seconds`` the time spent
+        in ``partial_fit`` so far; per unit weight, with a prior counted against
+        ``n_samples_seen_`` (``bound = log-likelihood / w_B + log p(theta) / N_t``).
+        ``n_iter_`` is the number of steps, ``converged_`` is False, ``lower_bound_`` the
+        mini-batch's bound at the new parameters (a second E-step on ``X``).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The mini-batch; on the first call at least ``n_components`` rows.
+        y : Ignored
+        sample_weight : array-like of shape (n_samples,), optional
+            As in :meth:`fit`.
+
+        Returns
+        -------
+        self
+            One step further.
+        """
+        t_start = time.perf_counter()
+        self._check_common()
+        decay, offset = float(self.learning_decay), float(self.learning_offset)
+        first = not hasattr(self, "_params_")
+        X = self._validate_fit_X(X) if first else self._validate_step_X(X)
+        sw = check_sample_weight(sample_weight, X)
+        self._check_hyperparameters(X)
+        if first:
+            self._check_positive_weights(None if sw is None else np.count_nonzero(sw))
+        else:
+            self._check_continuation("partial_fit")
+        # later steps keep the model (configuration, dtype, reference point) of the first
+        # call or of the fit: no pass over the mini-batch to set it up again
+        model = self._make_model(X, sw) if first else self._model_
+        with blas_single_thread():
+            if first:
+                random_state = check_random_state(self.random_state)
+                params = self._initial_params(model, X, sw, random_state)
+            else:
+                params = self._params_
+            batch, _ = model.e_step(params, X, sw, None)
+            weight = float(batch.total_weight)
+            seen = weight + (0.0 if first else self.n_samples_seen_)
+            scale = seen / weight
+            running = batch * scale if first else self._stats_
+            t = (0 if first else self._n_steps_) + 1
+            new_params, running = stepwise_update(
+                model, running, batch, scale, t=t, offset=offset, decay=decay
+            )
+            after, _ = model.e_step(new_params, X, sw, None)
+        # the bounds of the mini-batch standing for the stream (prior against seen), per unit
+        scaled, unit = batch * scale, max(seen, 1e-300)
+        elbo_m = float(model.elbo(new_params, scaled))
+        lower_bound = float(model.elbo(new_params, after * scale)) / unit
+        kl = float(after.log_evidence) * scale + float(model.log_prior(new_params)) - elbo_m
+        online = not first and self._n_steps_ > 0  # continuing an online run, not a fit
+        trace = self.trace_ if online else Trace()
+        seconds = (trace.seconds[-1] if len(trace) else 0.0) + time.perf_counter() - t_start
+        trace = trace.extended(
+            dict(
+                elbo_after_e=float(model.elbo(params, scaled)) / unit,
+                elbo_after_m=elbo_m / unit,
+                log_evidence=float(batch.log_evidence) / weight,
+                kl=kl / unit,
+                seconds=seconds,
+            ),
+            n_iter=t, converged=False,
+        )
+        self._store(
+            model, new_params, running, trace, [trace], X.dtype, lower_bound=lower_bound,
+            lower_bounds=(self.lower_bounds_ if online else []) + [lower_bound],
+            n_samples_seen=seen, n_steps=t,
+        )
+        if self.callback is not None:
+            self.callback(
+                IterationInfo(
+                    init=0, iteration=t, elbo=lower_bound, change=np.nan, seconds=seconds,
+                    converged=False,
+                )
+            )
+        return self
 
     # ---------------------------------------------------------------- prediction
     def _weighted_log_prob(self, X):

@@ -20,6 +20,9 @@ E-steps (LDA's gamma); mixtures return ``None``.
 :func:`run_em` alternates the half-steps, records both in a :class:`~emkit.Trace`, checks every
 half-step for a decrease beyond round-off, stops on a per-sample change below ``tol`` and ends on
 an E-step, so the final statistics and bound belong to the final parameters.
+
+Online (stepwise) EM, ``partial_fit``, runs one step per mini-batch with :func:`learning_rate`
+and :func:`stepwise_update`; it makes no monotonicity promise, so it is not checked.
 """
 
 from __future__ import annotations
@@ -35,7 +38,15 @@ import numpy as np
 from ._exceptions import MonotonicityError, MonotonicityWarning
 from ._trace import Trace
 
-__all__ = ["IterationInfo", "EMResult", "run_em", "monotonic_rtol", "CHECK_MONOTONIC"]
+__all__ = [
+    "IterationInfo",
+    "EMResult",
+    "run_em",
+    "monotonic_rtol",
+    "learning_rate",
+    "stepwise_update",
+    "CHECK_MONOTONIC",
+]
 
 CHECK_MONOTONIC = ("warn", "raise", "ignore")
 
@@ -53,6 +64,28 @@ def monotonic_rtol(dtype) -> float:
     if dtype.kind != "f":
         dtype = np.dtype(np.float64)
     return _RTOL_FLOAT64 * float(np.finfo(dtype).eps / np.finfo(np.float64).eps)
+
+
+def learning_rate(t, offset, decay) -> float:
+    """Step size ``rho_t = (t + offset) ** -decay`` of online (stepwise) EM.
+
+    ``t`` counts the steps from 1, ``offset`` (tau_0 >= 1) down-weights the early steps and
+    ``decay`` (kappa in ``[0, 1]``; ``(0.5, 1]`` guarantees convergence) sets how fast the
+    steps shrink (Hoffman, Blei & Bach 2010; Cappe & Moulines 2009).
+    """
+    return (offset + t) ** (-decay)
+
+
+def stepwise_update(model, running_stats, batch_stats, scale, *, t, offset, decay):
+    """Step ``t`` of stepwise EM: blend the scaled mini-batch statistics in, then M-step.
+
+    ``running_stats <- (1 - rho_t) running_stats + rho_t (scale batch_stats)`` with
+    ``rho_t = learning_rate(t, offset, decay)``, where ``scale`` brings the mini-batch to the
+    size of the stream it stands for. Returns ``(params, running_stats)``.
+    """
+    rho = learning_rate(t, offset, decay)
+    stats = running_stats.blend(rho, batch_stats * scale)
+    return model.m_step(stats), stats
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,10 @@ class Trace:
     initial parameters, ``t = n_iter`` the final ones) and the M-step that followed it.
     All values are weighted means over the samples, the units of ``score``.
 
+    An online run (``partial_fit``) has one row per step instead, each about its own
+    mini-batch (the E-step before the step and the M-step of the step; no final row), and
+    no monotonicity promise: see the estimators' ``partial_fit``.
+
     Attributes
     ----------
     elbo_after_e : ndarray of shape (n_iter + 1,)
@@ -57,6 +61,11 @@ class Trace:
     def from_rows(cls, rows: list[dict], *, n_iter: int, converged: bool, init: int) -> Trace:
         arrays = {f: np.array([r[f] for r in rows], dtype=np.float64) for f in _FIELDS}
         return cls(**arrays, n_iter=n_iter, converged=converged, init=init)
+
+    def extended(self, row: dict, *, n_iter: int, converged: bool) -> Trace:
+        """A new trace with ``row`` appended (online EM: one row per ``partial_fit`` step)."""
+        arrays = {f: np.append(getattr(self, f), np.float64(row[f])) for f in _FIELDS}
+        return Trace(**arrays, n_iter=n_iter, converged=converged, init=self.init)
 
     def __len__(self) -> int:
         return len(self.elbo_after_e)

@@ -21,6 +21,7 @@ __all__ = [
     "fit_dtype",
     "convert_dense_block",
     "block_summary",
+    "check_learning_schedule",
 ]
 
 
@@ -41,6 +42,17 @@ def check_real(value, name, *, low=None, strict=False):
         op = ">" if strict else ">="
         raise ValueError(f"{name} must be {op} {low}, got {value!r}.")
     return float(value)
+
+
+def check_learning_schedule(learning_decay, learning_offset):
+    """Online EM's step-size parameters: ``learning_decay`` in [0, 1], ``learning_offset`` >= 1.
+
+    The bounds of scikit-learn's ``LatentDirichletAllocation``. Returns both as floats.
+    """
+    decay = check_real(learning_decay, "learning_decay", low=0.0)
+    if decay > 1.0:
+        raise ValueError(f"learning_decay must be <= 1, got {learning_decay!r}.")
+    return decay, check_real(learning_offset, "learning_offset", low=1.0)
 
 
 def check_choice(value, name, choices):

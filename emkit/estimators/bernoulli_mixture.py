@@ -143,7 +143,7 @@ class BernoulliMixture(BaseEMMixture):
     ``scipy.sparse`` format are accepted; sparse data are never densified (the E-step is one
     sparse-dense product, ``x . logit(mu) + sum log(1 - mu)``). The per-iteration
     :class:`~emkit.Trace` records both EM half-steps, and every half-step is checked not to
-    lower the objective.
+    lower the objective. :meth:`partial_fit` runs online (stepwise) EM on mini-batches.
 
     Parameters
     ----------
@@ -202,7 +202,12 @@ class BernoulliMixture(BaseEMMixture):
         of the bound and the final lower bound.
     verbose_interval : int, default=10
     callback : callable, optional
-        Called with an :class:`~emkit.IterationInfo` after every iteration.
+        Called with an :class:`~emkit.IterationInfo` after every iteration (and every
+        :meth:`partial_fit` step).
+    learning_decay, learning_offset : float, default=0.7 and 10.0
+        The step size of :meth:`partial_fit`, ``rho_t = (t + learning_offset) **
+        -learning_decay``: ``learning_decay`` (kappa) in ``[0, 1]``, ``learning_offset``
+        (tau_0) >= 1, as in ``GaussianMixture`` and ``LatentDirichletAllocation``.
 
     Attributes
     ----------
@@ -222,6 +227,12 @@ class BernoulliMixture(BaseEMMixture):
         log-evidence, KL gap and time.
     traces_ : list of Trace
     best_init_ : int
+    n_samples_seen_ : float
+        Total sample weight seen: by :meth:`fit` (its data), plus every :meth:`partial_fit`
+        mini-batch since. Online EM scales each mini-batch's statistics to it, so ``alpha``
+        (a pseudo-count in units of sample weight) competes with all the data seen so far,
+        as it would in a batch fit on that data, not with one mini-batch; in an online trace
+        and ``lower_bound_`` the log prior is divided by it.
     n_features_in_ : int
     feature_names_in_ : ndarray
         Only when ``X`` had string feature names.
@@ -251,6 +262,8 @@ class BernoulliMixture(BaseEMMixture):
         verbose=0,
         verbose_interval=10,
         callback=None,
+        learning_decay=0.7,
+        learning_offset=10.0,
     ):
         self.n_components = n_components
         self.alpha = alpha
@@ -267,6 +280,8 @@ class BernoulliMixture(BaseEMMixture):
         self.verbose = verbose
         self.verbose_interval = verbose_interval
         self.callback = callback
+        self.learning_decay = learning_decay
+        self.learning_offset = learning_offset
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -29,8 +29,8 @@ class GaussianMixture(BaseEMMixture):
 
     Same constructor, attributes and methods as ``sklearn.mixture.GaussianMixture``; beyond it:
     ``sample_weight`` in ``fit``/``score`` (weights act as repeat counts), float32 data kept
-    float32, the per-iteration :class:`~emkit.Trace` of both EM half-steps, and a check that no
-    half-step lowers the ELBO.
+    float32, the per-iteration :class:`~emkit.Trace` of both EM half-steps, a check that no
+    half-step lowers the ELBO, and online (stepwise) EM by :meth:`partial_fit`.
 
     Parameters
     ----------
@@ -67,7 +67,14 @@ class GaussianMixture(BaseEMMixture):
         What to do if an E- or M-step lowers the objective beyond round-off
         (:class:`~emkit.MonotonicityWarning` / :class:`~emkit.MonotonicityError`).
     callback : callable, optional
-        Called with an :class:`~emkit.IterationInfo` after every iteration.
+        Called with an :class:`~emkit.IterationInfo` after every iteration (and every
+        :meth:`partial_fit` step).
+    learning_decay : float, default=0.7
+        kappa of online EM's step size ``rho_t = (t + learning_offset) ** -learning_decay``
+        (:meth:`partial_fit`), in ``[0, 1]``; ``(0.5, 1]`` guarantees convergence. The name,
+        default and bounds of ``LatentDirichletAllocation``'s.
+    learning_offset : float, default=10.0
+        tau_0 (>= 1) of the step size: larger values down-weight the early steps.
 
     Attributes
     ----------
@@ -86,6 +93,11 @@ class GaussianMixture(BaseEMMixture):
         One trace per initialisation.
     best_init_ : int
         Index of the initialisation kept.
+    n_samples_seen_ : float
+        Total sample weight seen: by :meth:`fit` (its data), plus every :meth:`partial_fit`
+        mini-batch since. Online EM scales each mini-batch's statistics to it; the M-step of a
+        Gaussian mixture does not depend on that common scale (``reg_covar`` is added to the
+        covariances, not counted in samples).
     n_features_in_ : int
     feature_names_in_ : ndarray
         Only when ``X`` had string feature names.
@@ -110,6 +122,8 @@ class GaussianMixture(BaseEMMixture):
         verbose_interval=10,
         check_monotonic="warn",
         callback=None,
+        learning_decay=0.7,
+        learning_offset=10.0,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -127,6 +141,8 @@ class GaussianMixture(BaseEMMixture):
         self.verbose_interval = verbose_interval
         self.check_monotonic = check_monotonic
         self.callback = callback
+        self.learning_decay = learning_decay
+        self.learning_offset = learning_offset
 
     # ---------------------------------------------------------------- hooks
     def _check_hyperparameters(self, X):
@@ -135,12 +151,6 @@ class GaussianMixture(BaseEMMixture):
         check_real(self.reg_covar, "reg_covar", low=0.0)
         if not np.isfinite(self.reg_covar):
             raise ValueError(f"reg_covar must be finite, got {self.reg_covar!r}.")
-        if self.warm_start and hasattr(self, "_params_"):
-            if self._params_.covariance_type != self.covariance_type:
-                raise ValueError(
-                    f"warm_start: covariance_type is {self.covariance_type!r} but the fitted "
-                    f"model has {self._params_.covariance_type!r}; refit with warm_start=False."
-                )
         k, d = self.n_components, X.shape[1]
         self._weights_init = None if self.weights_init is None else check_weights(
             self.weights_init, k
@@ -149,6 +159,14 @@ class GaussianMixture(BaseEMMixture):
         self._precisions_init = None if self.precisions_init is None else check_precisions(
             self.precisions_init, self.covariance_type, k, d
         )
+
+    def _check_continuation(self, how):
+        super()._check_continuation(how)
+        if self._params_.covariance_type != self.covariance_type:
+            raise ValueError(
+                f"{how}: covariance_type is {self.covariance_type!r} but the fitted "
+                f"model has {self._params_.covariance_type!r}; refit with warm_start=False."
+            )
 
     def _make_model(self, X, sample_weight=None):
         center, spread = center_and_spread(X, sample_weight)

@@ -15,12 +15,13 @@ from sklearn.utils import check_array, check_random_state, gen_batches
 from sklearn.utils.validation import check_is_fitted, check_non_negative, validate_data
 
 from .._dask import is_dask_collection
-from .._em import CHECK_MONOTONIC, IterationInfo, monotonic_rtol, run_em
+from .._em import CHECK_MONOTONIC, IterationInfo, monotonic_rtol, run_em, stepwise_update
 from .._trace import Trace
 from .._validation import (
     block_summary,
     check_choice,
     check_int,
+    check_learning_schedule,
     check_real,
     check_sample_weight,
     fit_dtype,
@@ -254,10 +255,7 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
             if value is not None:
                 check_real(value, name, low=0.0, strict=True)
         check_choice(self.learning_method, "learning_method", LEARNING_METHODS)
-        decay = check_real(self.learning_decay, "learning_decay", low=0.0)
-        if decay > 1.0:
-            raise ValueError(f"learning_decay must be <= 1, got {self.learning_decay!r}.")
-        check_real(self.learning_offset, "learning_offset", low=1.0)
+        check_learning_schedule(self.learning_decay, self.learning_offset)
         check_int(self.max_iter, "max_iter", low=0)
         check_int(self.batch_size, "batch_size", low=1)
         check_int(self.evaluate_every, "evaluate_every")
@@ -462,9 +460,10 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         batch_stats, _ = model.e_step(params, batch, w_batch, None)
         weight = batch_stats.n_docs
         if weight > 0:
-            rho = (self.learning_offset + self.n_batch_iter_) ** (-self.learning_decay)
-            stats = stats.blend(rho, batch_stats * (total / weight))
-            params = model.m_step(stats)
+            params, stats = stepwise_update(
+                model, stats, batch_stats, total / weight, t=self.n_batch_iter_,
+                offset=self.learning_offset, decay=self.learning_decay,
+            )
         self.n_batch_iter_ += 1
         return params, stats, batch_stats
 

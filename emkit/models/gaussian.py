@@ -196,7 +196,9 @@ class GaussianStats:
     (``sum_n w_n log p(x_n)``), ``entropy`` (``-sum_n w_n sum_k r_nk log r_nk``),
     ``total_weight`` and ``n_rows`` (rows seen, which sets the scale of the weights).
     Statistics with the same shift add exactly (``a + b``), and scale (``c * a``) and blend
-    (``a.blend(rho, b)``) for stepwise EM.
+    (``a.blend(rho, b)``) for stepwise EM. :meth:`about` re-expresses them about other points
+    (exactly, up to round-off), which is how statistics of different E-steps are blended: the
+    fast path's shift is the model's ``center``, the exact path's the parameters' means.
     """
 
     nk: np.ndarray
@@ -234,9 +236,36 @@ class GaussianStats:
 
     __rmul__ = __mul__
 
+    def about(self, shift) -> GaussianStats:
+        """The same statistics about the points ``shift`` (K x D, or D for all components).
+
+        With ``delta_k = shift_k - shift'_k`` (old minus new point) and ``y = x - shift_k``:
+        ``sx' = sx + nk delta``, ``sxx' = sxx + sx delta^T + delta sx^T + nk delta delta^T``
+        (the diagonal of it for diag and spherical).
+        """
+        new = np.broadcast_to(np.asarray(shift, dtype=np.float64), self.sx.shape)
+        if new is self.shift or np.array_equal(new, self.shift):
+            return self
+        delta = self.shift - new
+        nd = self.nk[:, None] * delta
+        sx = self.sx + nd
+        if self.sxx.ndim == 3:
+            cross = self.sx[:, :, None] * delta[:, None, :]
+            sxx = self.sxx + cross + np.swapaxes(cross, 1, 2) + nd[:, :, None] * delta[:, None, :]
+        else:
+            sxx = self.sxx + (2.0 * self.sx + nd) * delta
+        return GaussianStats(
+            self.nk, sx, sxx, new, self.log_evidence, self.entropy, self.total_weight,
+            self.n_rows,
+        )
+
     def blend(self, rho: float, other: GaussianStats) -> GaussianStats:
-        """``(1 - rho) * self + rho * other`` (stepwise EM)."""
-        return (1.0 - rho) * self + rho * other
+        """``(1 - rho) * self + rho * other`` (stepwise EM), about ``other``'s points.
+
+        ``self`` is first re-expressed (:meth:`about`) about ``other.shift``: the newer E-step's
+        points, near the current means or the data's centre.
+        """
+        return (1.0 - rho) * self.about(other.shift) + rho * other
 
 
 def _weighted_sum(Xb, wb):

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 
 __all__ = ["is_dask_collection", "DaskRows", "DaskModel", "lazy_rows", "weighted_mean",
-           "E_STEP_PREFIX"]
+           "check_features", "E_STEP_PREFIX"]
 
 #: key prefix of the E-step tasks (one per block per iteration), for counting on a scheduler
 E_STEP_PREFIX = "emkit-e-step"
@@ -97,8 +98,45 @@ def _take_block(convert, Xb, wb, local):
     return Xb[local], None if wb is None else np.asarray(wb, dtype=np.float64)[local]
 
 
+def _framed(method, columns, Xb):
+    import pandas as pd
+
+    return method(pd.DataFrame(Xb, columns=columns))
+
+
 def _identity(Xb):
     return Xb
+
+
+def check_features(estimator, rows, *, reset):
+    """What scikit-learn's ``validate_data`` does with the columns, for dask input: on
+    ``reset`` set ``n_features_in_`` (and ``feature_names_in_`` from a dataframe's string
+    column names), else refuse a different number of features."""
+    d = rows.shape[1]
+    if not reset:
+        if d != estimator.n_features_in_:
+            raise ValueError(
+                f"X has {d} features, but {type(estimator).__name__} is expecting "
+                f"{estimator.n_features_in_} features as input."
+            )
+        return
+    estimator.n_features_in_ = d
+    if rows.feature_names is not None:
+        estimator.feature_names_in_ = rows.feature_names
+    elif hasattr(estimator, "feature_names_in_"):
+        del estimator.feature_names_in_
+
+
+def _distributed_client():
+    """The active ``distributed.Client``, or None (dask's local schedulers)."""
+    try:
+        from distributed import default_client
+    except ImportError:  # pragma: no cover - dask without distributed
+        return None
+    try:
+        return default_client()
+    except ValueError:
+        return None
 
 
 def one_thread(model):
@@ -129,6 +167,10 @@ class DaskRows:
     def __init__(self, X, sample_weight=None, convert=None, chunk_rows=None):
         import dask.array as da
 
+        columns = getattr(X, "columns", None)
+        self.feature_names = None
+        if columns is not None and len(columns) and all(isinstance(c, str) for c in columns):
+            self.feature_names = np.asarray(columns, dtype=object)
         X = _as_dask_array(X)
         if chunk_rows is not None:
             X = X.rechunk({0: int(chunk_rows)})
@@ -180,11 +222,33 @@ class DaskRows:
         return len(self._blocks)
 
     def with_convert(self, convert, dtype=None) -> DaskRows:
-        """The same blocks seen through another per-block conversion (giving ``dtype``)."""
+        """The same blocks seen through a per-block conversion (giving ``dtype``).
+
+        With a ``distributed`` client active the converted blocks (and the weights) are
+        persisted on the workers: an iterative fit reads them every iteration, and the graph
+        each iteration submits then names them instead of carrying the data (a
+        ``da.from_array`` of an in-memory array would otherwise travel to the scheduler
+        every time). They are released with this object; a lost worker's blocks are
+        recomputed from their lineage. Without a cluster the conversion runs lazily in
+        every pass, so nothing is held in memory.
+        """
         out = object.__new__(DaskRows)
         out.__dict__.update(self.__dict__)
         out.convert = convert
         out.dtype = self.dtype if dtype is None else np.dtype(dtype)
+        if _distributed_client() is not None:
+            import dask
+            from dask import delayed
+
+            token = uuid.uuid4().hex[:12]
+            blocks = [delayed(convert)(b, dask_key_name=f"emkit-block-{token}-{i}")
+                      for i, b in enumerate(self._blocks)]
+            n = len(blocks)
+            persisted = dask.persist(*blocks, *(w for w in self._wblocks if w is not None))
+            out._blocks = list(persisted[:n])
+            if self.w is not None:
+                out._wblocks = list(persisted[n:])
+            out.convert = _identity
         return out
 
     # ---------------------------------------------------------------- passes
@@ -302,10 +366,13 @@ def lazy_rows(method, X, *, n_columns=None, dtype=np.float64):
     ``n_columns=None``: one value per row (``predict``, ``score_samples``); else an
     ``n_rows x n_columns`` array (``predict_proba``, ``transform``).
     """
+    columns = getattr(X, "columns", None)
     X = _as_dask_array(X)
     if X.numblocks[1] != 1:
         X = X.rechunk({1: -1})
     name = f"emkit-{getattr(method, '__name__', 'apply')}-{uuid.uuid4().hex[:12]}"
+    if columns is not None:  # a dataframe's blocks keep their column names
+        method = partial(_framed, method, list(columns))
     if n_columns is None:
         return X.map_blocks(method, drop_axis=1, dtype=dtype, name=name,
                             meta=np.empty((0,), dtype=dtype))

@@ -140,11 +140,42 @@ def _distributed_client():
 
 
 def one_thread(model):
-    """``model`` with its kernels on one thread: on dask the parallelism is the blocks'
-    tasks (one level, as everywhere in emkit), and the workers' BLAS is single-threaded."""
-    if getattr(model, "n_threads", 1) == 1:
+    """``model`` with its kernels on one thread, unless dask runs the tasks one at a time.
+
+    On a cluster or dask's thread pool the parallelism is the blocks' tasks (one level, as
+    everywhere in emkit; the workers' BLAS is single-threaded); under the synchronous
+    scheduler the kernels keep their threads.
+    """
+    import dask.local
+    from dask.base import get_scheduler
+
+    if getattr(model, "n_threads", 1) == 1 or get_scheduler() is dask.local.get_sync:
         return model
     return replace(model, n_threads=1)
+
+
+_SIZEOF_REGISTERED = []
+
+
+def _register_sizeof():
+    """Tell dask how big emkit's statistics and states are (their arrays' bytes), so the
+    scheduler's placement and memory accounting see them as they are."""
+    if _SIZEOF_REGISTERED:
+        return
+    from dataclasses import fields
+
+    from dask.sizeof import sizeof
+
+    from .models.bernoulli import BernoulliStats
+    from .models.gaussian import GaussianStats
+    from .models.lda import Corpus, DocState, LDAStats
+
+    def size(obj):
+        return sum(sizeof(getattr(obj, f.name)) for f in fields(obj))
+
+    for cls in (GaussianStats, BernoulliStats, LDAStats, DocState, Corpus):
+        sizeof.register(cls)(size)
+    _SIZEOF_REGISTERED.append(True)
 
 
 class DaskRows:
@@ -167,6 +198,7 @@ class DaskRows:
     def __init__(self, X, sample_weight=None, convert=None, chunk_rows=None):
         import dask.array as da
 
+        _register_sizeof()
         columns = getattr(X, "columns", None)
         self.feature_names = None
         if columns is not None and len(columns) and all(isinstance(c, str) for c in columns):
@@ -224,13 +256,14 @@ class DaskRows:
     def with_convert(self, convert, dtype=None) -> DaskRows:
         """The same blocks seen through a per-block conversion (giving ``dtype``).
 
-        With a ``distributed`` client active the converted blocks (and the weights) are
-        persisted on the workers: an iterative fit reads them every iteration, and the graph
-        each iteration submits then names them instead of carrying the data (a
-        ``da.from_array`` of an in-memory array would otherwise travel to the scheduler
+        The conversion runs where each block lives, in every pass. With a ``distributed``
+        client active the blocks (and the weights) are persisted on the workers first (a
+        no-op for an already persisted array): an iterative fit reads them every iteration,
+        and the graph each iteration submits then names them instead of carrying the data
+        (a ``da.from_array`` of an in-memory array would otherwise travel to the scheduler
         every time). They are released with this object; a lost worker's blocks are
-        recomputed from their lineage. Without a cluster the conversion runs lazily in
-        every pass, so nothing is held in memory.
+        recomputed from their lineage. Without a cluster nothing is persisted, so nothing
+        is held in memory.
         """
         out = object.__new__(DaskRows)
         out.__dict__.update(self.__dict__)
@@ -238,17 +271,12 @@ class DaskRows:
         out.dtype = self.dtype if dtype is None else np.dtype(dtype)
         if _distributed_client() is not None:
             import dask
-            from dask import delayed
 
-            token = uuid.uuid4().hex[:12]
-            blocks = [delayed(convert)(b, dask_key_name=f"emkit-block-{token}-{i}")
-                      for i, b in enumerate(self._blocks)]
-            n = len(blocks)
-            persisted = dask.persist(*blocks, *(w for w in self._wblocks if w is not None))
+            n = len(self._blocks)
+            persisted = dask.persist(*self._blocks, *(w for w in self._wblocks if w is not None))
             out._blocks = list(persisted[:n])
             if self.w is not None:
                 out._wblocks = list(persisted[n:])
-            out.convert = _identity
         return out
 
     # ---------------------------------------------------------------- passes

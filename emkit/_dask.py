@@ -77,12 +77,41 @@ def _apply_block(func, convert, Xb, wb, *args):
     return func(convert(Xb), wb, *args)
 
 
+class _Inline:
+    """An argument carried inside each task (dask does not look into it)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+
+#: values whose pickle is at most this many bytes travel inside every task that uses them;
+#: larger ones (LDA's K x V topics) are one key that the workers fetch once each
+INLINE_BYTES = 64 << 10
+
+
+def _shared(value, token, what):
+    """``value`` as a task argument: inline when small, else a key of its own."""
+    import pickle
+
+    from dask import delayed
+
+    if len(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)) <= INLINE_BYTES:
+        return _Inline(value)
+    return delayed(value, name=f"emkit-{what}-{token}", traverse=False)
+
+
+def _value(v):
+    return v.value if isinstance(v, _Inline) else v
+
+
 def _e_step_block(model, params, convert, Xb, wb, state):
-    return model.e_step(params, convert(Xb), wb, state)
+    return _value(model).e_step(_value(params), convert(Xb), wb, state)
 
 
 def _stats_block(model, params, convert, Xb, wb):
-    return model.e_step(params, convert(Xb), wb, None)[0]
+    return _value(model).e_step(_value(params), convert(Xb), wb, None)[0]
 
 
 def _first(pair):
@@ -308,8 +337,7 @@ class DaskRows:
 
         token = uuid.uuid4().hex[:12]
         model = one_thread(model)
-        p = delayed(params, name=f"emkit-params-{token}", traverse=False)
-        m = delayed(model, name=f"emkit-model-{token}", traverse=False)
+        m, p = _shared(model, token, "model"), _shared(params, token, "params")
         idx = range(self.n_blocks) if blocks is None else list(blocks)
         if not (keep_state and getattr(model, "has_state", False)):
             # no state to keep: each task returns its block's statistics only

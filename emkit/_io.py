@@ -196,13 +196,16 @@ def save(model, path: str | PathLike) -> None:
 
 def _read(path):
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            if not hasattr(npz, "files"):
-                raise _bad("a single .npy array, not an .npz archive")
+        npz = np.load(path, allow_pickle=False)
+        if not hasattr(npz, "files"):
+            raise _bad("a single .npy array, not an .npz archive")
+        with npz:
             arrays = {k: npz[k] for k in npz.files}
     except FileNotFoundError:
         raise
     except ValueError as exc:
+        if str(exc).startswith("not a readable"):
+            raise
         if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
             raise _bad("it holds object arrays (pickled Python objects), which are not "
                        "loaded") from None

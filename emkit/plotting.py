@@ -75,7 +75,8 @@ def _robust_ylim(ax, traces):
                 transform=ax.transAxes, fontsize="x-small", color="0.3", va="bottom")
 
 
-def plot_trace(model_or_trace, ax=None, *, label: str | None = None):
+def plot_trace(model_or_trace, ax=None, *, label: str | None = None,
+               show_kl: bool | None = None):
     """The ELBO of every initialisation against the iteration, both half-steps.
 
     Each initialisation in ``traces_`` is drawn as the sequence E-step, M-step, E-step, ...
@@ -88,6 +89,9 @@ def plot_trace(model_or_trace, ax=None, *, label: str | None = None):
     ax : matplotlib Axes, optional
     label : str, optional
         Legend label of the kept trace (default "init <i> (kept)").
+    show_kl : bool, optional
+        Also draw the kept run's KL gap after every M-step on a second (log) axis; default:
+        for a Trace yes, for a model no (:func:`plot_decomposition` shows it).
 
     Returns
     -------
@@ -118,6 +122,15 @@ def plot_trace(model_or_trace, ax=None, *, label: str | None = None):
     ax.set_title("ELBO of every initialisation")
     _robust_ylim(ax, traces)
     ax.legend(loc="lower right", fontsize="small")
+    if show_kl is None:
+        from ._trace import Trace
+
+        show_kl = isinstance(model_or_trace, Trace)
+    if show_kl and len(trace) > 1 and np.any(np.isfinite(trace.kl[:-1])):
+        kl_ax = ax.twinx()
+        kl_ax.semilogy(np.arange(len(trace) - 1) + 0.5, np.clip(trace.kl[:-1], 1e-300, None),
+                       "r--", lw=1, label="KL gap")
+        kl_ax.set_ylabel("KL(Q || posterior) after M-step", color="r")
     return ax
 
 

@@ -133,6 +133,13 @@ def test_bmm_on_npy_and_bench_in_process(data, capsys):
     bm = emkit.load(d / "b.npz")
     assert bm.n_init == 2
     np.testing.assert_array_equal(labels, bm.predict((X > 0).astype(float)))
+    assert main(["fit", "--model", "lda", "-k", "2", str(d / "counts.mtx"), "--max-iter", "3",
+                 "--out", str(d / "lm.npz")]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(d / "lm.npz"), str(d / "counts.mtx")]) == 0
+    lm = emkit.load(d / "lm.npz")
+    np.testing.assert_array_equal(np.array(capsys.readouterr().out.split(), dtype=int),
+                                  np.argmax(lm.transform(data[2]), axis=1))
     assert main(["bench", "--quick"]) == 0
     out = capsys.readouterr().out
     assert "GaussianMixture" in out and "LatentDirichletAllocation" in out and "x " in out

@@ -249,6 +249,17 @@ def _agg_pyplot():
     return plt
 
 
+def _save_plot(function, what, path, name):
+    """Draw ``emkit.plotting.<function>(what)`` with Agg and write it to ``path``."""
+    plt = _agg_pyplot()
+    from . import plotting
+
+    fig = getattr(plotting, function)(what).figure
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"{name} written to {path}")
+
+
 def _check_out(path, suffixes, flag):
     if path is not None and Path(path).suffix.lower() not in suffixes:
         raise CLIError(f"{flag} {path}: the file name must end in {' or '.join(suffixes)}")
@@ -293,13 +304,7 @@ def _cmd_fit(args) -> int:
         _write_trace_csv(model.trace_, args.trace)
         print(f"trace written to {args.trace}")
     if args.plot:
-        plt = _agg_pyplot()
-        from .plotting import plot_trace
-
-        ax = plot_trace(model)
-        ax.figure.savefig(args.plot, dpi=110)
-        plt.close(ax.figure)
-        print(f"trace plot written to {args.plot}")
+        _save_plot("plot_trace", model, args.plot, "trace plot")
     return 0
 
 
@@ -338,13 +343,7 @@ def _cmd_select(args) -> int:
     best = ", ".join(f"{k}={v}" for k, v in result.best_params_.items())
     print(f"best by {args.criterion} (lower is better): {best}")
     if args.plot:
-        plt = _agg_pyplot()
-        from .plotting import plot_selection
-
-        ax = plot_selection(result)
-        ax.figure.savefig(args.plot, dpi=110)
-        plt.close(ax.figure)
-        print(f"selection plot written to {args.plot}")
+        _save_plot("plot_selection", result, args.plot, "selection plot")
     return 0
 
 

@@ -35,8 +35,9 @@ _META = "__emkit__"
 
 def _estimator_classes() -> dict:
     """emkit's public estimator classes by name (the only classes a file may name)."""
-    import emkit
     from sklearn.base import BaseEstimator
+
+    import emkit
 
     out = {}
     for name in emkit.__all__:

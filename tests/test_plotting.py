@@ -119,9 +119,10 @@ def test_plot_gmm_ellipses_are_the_covariances(ct, tmp_path):
     ellipses = [p for p in ax.patches if isinstance(p, Ellipse)]
     assert len(ellipses) == 2 * gm.n_components
     for k in range(gm.n_components):
-        cov = {"full": lambda: gm.covariances_[k], "tied": lambda: gm.covariances_,
-               "diag": lambda: np.diag(gm.covariances_[k]),
-               "spherical": lambda: np.eye(3) * gm.covariances_[k]}[ct]()
+        c = gm.covariances_
+        cov = {"full": c[k] if ct == "full" else None, "tied": c,
+               "diag": np.diag(c[k]) if ct == "diag" else None,
+               "spherical": np.eye(3) * c[k] if ct == "spherical" else None}[ct]
         sub = cov[np.ix_(f, f)]
         vals = np.linalg.eigvalsh(sub)
         for n_sigma, e in zip((1, 2), ellipses[2 * k:2 * k + 2], strict=True):

@@ -114,7 +114,8 @@ def plot_trace(model_or_trace, ax=None, *, label: str | None = None,
         marker = "*" if t.converged else "X"
         ax.plot([len(t) - 1], [t.elbo_after_e[-1]], marker, linestyle="none", **kw)
     # proxies so the legend explains the markers once
-    ax.plot([], [], "*", color="k", ms=9, linestyle="none", label="converged")
+    if any(t.converged for t in traces):
+        ax.plot([], [], "*", color="k", ms=9, linestyle="none", label="converged")
     if not all(t.converged for t in traces):
         ax.plot([], [], "X", color="k", ms=7, linestyle="none", label="stopped at max_iter")
     ax.set_xlabel("iteration (E-step at t, M-step at t + 0.5)")

@@ -236,3 +236,28 @@ def test_bad_arguments_through_the_real_command(data):
     for args, p in zip(cases, run_all(cases, cwd=d), strict=True):
         assert p.returncode == 2, (args, p.stderr)
         _one_error_line(p.stderr, args)
+
+
+def test_progress_bar_on_a_terminal_and_plain_lines_when_piped(capsys):
+    import io
+
+    from emkit.cli import Progress
+
+    for bar in (True, False):
+        out = io.StringIO()
+        progress = Progress(5, stream=out, bar=bar)
+        gm = emkit.GaussianMixture(2, max_iter=5, n_init=2, random_state=0, callback=progress)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            gm.fit(data_blobs())
+        progress.close()
+        rows = [ln.split() for ln in out.getvalue().splitlines()[1:]]
+        assert len(rows) == sum(t.n_iter for t in gm.traces_)
+        err = capsys.readouterr().err
+        assert ("init 1" in err) == bar  # tqdm's bar, on stderr, only on a terminal
+
+
+def data_blobs():
+    return blobs(n=100, d=2, k=2, seed=1)[0]

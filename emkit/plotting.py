@@ -197,6 +197,7 @@ def plot_decomposition(model, ax=None, *, max_iter: int | None = None):
     ax.set_xlabel("iteration (E-step at t, M-step at t + 0.5)")
     ax.set_ylabel(f"per {unit}")
     ax.set_title("log-evidence = ELBO + KL, per half-step")
+    _robust_ylim(ax, [trace])
     handles, labels = ax.get_legend_handles_labels()
     if ev is None:
         ax.text(0.4, 0.4, "log p(X | θ) is intractable for this model:\n"

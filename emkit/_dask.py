@@ -298,14 +298,22 @@ class DaskRows:
         out.__dict__.update(self.__dict__)
         out.convert = convert
         out.dtype = self.dtype if dtype is None else np.dtype(dtype)
-        if _distributed_client() is not None:
+        client = _distributed_client()
+        if client is not None:
             import dask
+            from distributed import futures_of, wait
 
             n = len(self._blocks)
             persisted = dask.persist(*self._blocks, *(w for w in self._wblocks if w is not None))
             out._blocks = list(persisted[:n])
             if self.w is not None:
                 out._wblocks = list(persisted[n:])
+            # every E-step visits every block: spread them evenly over the workers once, so
+            # no worker carries more of each iteration than the others
+            futures = futures_of(list(persisted))
+            wait(futures)
+            if len(client.scheduler_info(n_workers=-1)["workers"]) > 1:
+                client.rebalance(futures)
         return out
 
     # ---------------------------------------------------------------- passes

@@ -23,6 +23,9 @@ __all__ = [
     "GaussianStats",
     "GaussianModel",
     "center_and_spread",
+    "gaussian_n_parameters",
+    "row_sum",
+    "weighted_scatter",
     "precision_cholesky_from_covariances",
     "precision_cholesky_from_precisions",
 ]
@@ -93,6 +96,18 @@ def precision_cholesky_from_precisions(precisions, covariance_type):
     return np.sqrt(precisions)
 
 
+def gaussian_n_parameters(n_components, n_features, covariance_type) -> int:
+    """Free parameters of a Gaussian mixture: weights, means and covariances."""
+    k, d = n_components, n_features
+    cov = {
+        "full": k * d * (d + 1) / 2.0,
+        "diag": k * d,
+        "tied": d * (d + 1) / 2.0,
+        "spherical": k,
+    }[covariance_type]
+    return int(cov + k * d + k - 1)
+
+
 def _precisions_from_cholesky(pc, covariance_type):
     if covariance_type == "full":
         return pc @ np.swapaxes(pc, 1, 2)
@@ -128,6 +143,7 @@ class GaussianParams:
     precisions_cholesky: np.ndarray
     covariance_type: str
     covariances: np.ndarray | None = field(default=None, repr=False)
+    log_const: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def n_components(self) -> int:
@@ -175,11 +191,19 @@ class GaussianParams:
     def log_weights(self) -> np.ndarray:
         return floored_log(self.weights)
 
+    def log_constants(self) -> np.ndarray:
+        """Constant of component k's log-density besides ``-D/2 log 2 pi`` and the quadratic
+        form: ``log w_k + log det U_k``, or ``log_const`` when given."""
+        if self.log_const is not None:
+            return self.log_const
+        return self.log_weights() + self.log_det_cholesky()
+
     def replace(self, **changes) -> GaussianParams:
         values = dict(
             weights=self.weights, means=self.means,
             precisions_cholesky=self.precisions_cholesky,
             covariance_type=self.covariance_type, covariances=self.covariances,
+            log_const=self.log_const,
         )
         values.update(changes)
         return GaussianParams(**values)
@@ -284,6 +308,27 @@ def _weighted_sq_dev(Xb, wb, c):
     return Y.sum(axis=0) if wb is None else np.asarray(wb, dtype=np.float64) @ Y
 
 
+def _weighted_scatter(Xb, wb, c):
+    """``sum_n w_n (x_n - c)(x_n - c)^T`` of a block of rows, float64."""
+    Y = np.asarray(Xb, dtype=np.float64) - c
+    return Y.T @ (Y if wb is None else Y * np.asarray(wb, dtype=np.float64)[:, None])
+
+
+def row_sum(X, sample_weight, func, *args, n_threads=None):
+    """``sum_b func(X_b, w_b, *args)`` over row blocks of ``X`` (threads), or over the
+    blocks of a dask array's rows (:class:`emkit._dask.DaskRows`, summed on the workers)."""
+    if hasattr(X, "map_reduce"):
+        return X.map_reduce(func, *args)
+    n, d = X.shape
+    bs = max(256, (1 << 20) // (8 * max(d, 1)))
+    w = sample_weight
+
+    def block(sl):
+        return func(X[sl], None if w is None else w[sl], *args)
+
+    return sum(map_row_blocks(block, n, bs, n_threads))
+
+
 def center_and_spread(X, sample_weight=None, n_threads=None):
     """Weighted mean of the rows and root-mean-square deviation from it, per feature.
 
@@ -291,21 +336,15 @@ def center_and_spread(X, sample_weight=None, n_threads=None):
     rows of a dask array (:class:`emkit._dask.DaskRows`, weights included): then each pass
     is summed on the workers.
     """
-    if hasattr(X, "map_reduce"):
-        first = X.map_reduce(_weighted_sum)
-        c = first[:-1] / first[-1]
-        return c, np.sqrt(X.map_reduce(_weighted_sq_dev, c) / first[-1])
-    n, d = X.shape
-    bs = max(256, (1 << 20) // (8 * max(d, 1)))
-    w = sample_weight
-
-    def block(func, *args):
-        return lambda sl: func(X[sl], None if w is None else w[sl], *args)
-
-    first = sum(map_row_blocks(block(_weighted_sum), n, bs, n_threads))
+    first = row_sum(X, sample_weight, _weighted_sum, n_threads=n_threads)
     c = first[:-1] / first[-1]
-    var = sum(map_row_blocks(block(_weighted_sq_dev, c), n, bs, n_threads)) / first[-1]
+    var = row_sum(X, sample_weight, _weighted_sq_dev, c, n_threads=n_threads) / first[-1]
     return c, np.sqrt(var)
+
+
+def weighted_scatter(X, sample_weight, c, n_threads=None):
+    """``sum_n w_n (x_n - c)(x_n - c)^T`` (D x D, float64) in one pass over row blocks."""
+    return row_sum(X, sample_weight, _weighted_scatter, c, n_threads=n_threads)
 
 
 def _add_parts(a, b):
@@ -407,7 +446,7 @@ class GaussianModel:
     def prepare(self, params: GaussianParams) -> _Prepared:
         dtype = np.dtype(self.dtype)
         c = self._center(params.n_features)
-        const = params.log_weights() + params.log_det_cholesky() - 0.5 * params.n_features * LOG_2PI
+        const = params.log_constants() - 0.5 * params.n_features * LOG_2PI
         if self.fast_path_ok(params):
             W = self._coefficients(params, c, const)
             return _Prepared("fast", dtype, c.astype(dtype), Wt=np.ascontiguousarray(W.T))
@@ -603,8 +642,9 @@ class GaussianModel:
         total = float(n if sample_weight is None else np.sum(sample_weight, dtype=np.float64))
         return GaussianStats(nk, sx, sxx, means, np.nan, np.nan, total, float(n))
 
-    def m_step(self, stats: GaussianStats) -> GaussianParams:
-        """Maximise the ELBO (with scikit-learn's ``reg_covar``) from the statistics alone."""
+    def moments(self, stats: GaussianStats):
+        """Weighted counts, means and covariances (with ``reg_covar``) from the statistics:
+        scikit-learn's ``_estimate_gaussian_parameters``, shared with variational Bayes."""
         ct, reg = self.covariance_type, self.reg_covar
         # scikit-learn's guard against empty components, 10 eps per unit of weight (so that
         # the fit does not depend on the scale of sample_weight)
@@ -624,9 +664,14 @@ class GaussianModel:
             cov = stats.sxx / nk[:, None] - m**2 + reg
         else:
             cov = (stats.sxx / nk[:, None] - m**2 + reg).mean(axis=1)
-        weights = nk / nk.sum()
+        return nk, means, cov
+
+    def m_step(self, stats: GaussianStats) -> GaussianParams:
+        """Maximise the ELBO (with scikit-learn's ``reg_covar``) from the statistics alone."""
+        nk, means, cov = self.moments(stats)
         return GaussianParams.from_covariances(
-            weights, means, cov, ct, reg_covar=reg, dtype=self.dtype
+            nk / nk.sum(), means, cov, self.covariance_type, reg_covar=self.reg_covar,
+            dtype=self.dtype,
         )
 
     def _ecll_terms(self, params: GaussianParams, stats: GaussianStats, absolute=False):
@@ -653,7 +698,7 @@ class GaussianModel:
             q_xx = np.sum(p * sxx, axis=1)
             q_x = np.sum(p * delta * sx, axis=1)
             q_1 = nk * np.sum(p * delta**2, axis=1)
-        const = params.log_weights() + params.log_det_cholesky() - 0.5 * d * LOG_2PI
+        const = params.log_constants() - 0.5 * d * LOG_2PI
         return nk * f(const), q_xx, q_x, q_1
 
     def expected_complete_loglik(self, params: GaussianParams, stats: GaussianStats) -> float:
@@ -668,7 +713,8 @@ class GaussianModel:
         """
         lin, q_xx, q_x, q_1 = self._ecll_terms(params, stats, absolute=True)
         total = np.sum(lin) + 0.5 * np.sum(q_xx + 2.0 * q_x + q_1)
-        return float(total + abs(stats.entropy) + abs(stats.log_evidence))
+        ev = stats.log_evidence  # NaN where intractable (variational Bayes)
+        return float(total + abs(stats.entropy) + (abs(ev) if np.isfinite(ev) else 0.0))
 
     def elbo(self, params: GaussianParams, stats: GaussianStats) -> float:
         """ELBO(Q, theta) = E_Q[log p(X, Z | theta)] + H(Q), from statistics only."""

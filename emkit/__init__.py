@@ -7,11 +7,13 @@ lower bound, records both half-steps in a :class:`Trace` and checks that neither
 from ._em import IterationInfo
 from ._exceptions import MonotonicityError, MonotonicityWarning
 from ._trace import Trace
+from .estimators.bayesian_gaussian_mixture import BayesianGaussianMixture
 from .estimators.bernoulli_mixture import BernoulliMixture
 from .estimators.gaussian_mixture import GaussianMixture
 from .estimators.lda import LatentDirichletAllocation
 
 __all__ = [
+    "BayesianGaussianMixture",
     "BernoulliMixture",
     "GaussianMixture",
     "IterationInfo",

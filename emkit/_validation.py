@@ -15,6 +15,8 @@ __all__ = [
     "check_weights",
     "check_means",
     "check_precisions",
+    "check_positive",
+    "check_covariance_prior",
     "check_int",
     "check_real",
     "check_choice",
@@ -167,14 +169,47 @@ def check_precisions(precisions, covariance_type, n_components, n_features):
         if np.any(precisions <= 0):
             raise ValueError(f"'{covariance_type} precision' should be positive.")
         return precisions
-    mats = precisions[None] if covariance_type == "tied" else precisions
-    for k, p in enumerate(mats):
-        where = "" if covariance_type == "tied" else f" (component {k})"
-        if not np.allclose(p, p.T):
-            raise ValueError(f"'{covariance_type} precision'{where} should be symmetric.")
-        if np.any(np.linalg.eigvalsh(p) <= 0.0):
-            raise ValueError(f"'{covariance_type} precision'{where} should be positive-definite.")
+    _check_spd(precisions[None] if covariance_type == "tied" else precisions,
+               f"'{covariance_type} precision'", per_component=covariance_type == "full")
     return precisions
+
+
+def _check_spd(mats, name, per_component):
+    """Every matrix of ``mats`` symmetric and positive-definite, else a ValueError naming it."""
+    for k, p in enumerate(mats):
+        where = f" (component {k})" if per_component else ""
+        if not np.allclose(p, p.T):
+            raise ValueError(f"{name}{where} should be symmetric.")
+        if np.any(np.linalg.eigvalsh(p) <= 0.0):
+            raise ValueError(f"{name}{where} should be positive-definite.")
+
+
+def check_positive(value, name):
+    """A finite real number > 0 (priors' concentrations and precisions)."""
+    value = check_real(value, name, low=0.0, strict=True)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}.")
+    return value
+
+
+def check_covariance_prior(prior, covariance_type, n_features):
+    """A user covariance prior: D x D symmetric positive-definite (full, tied), D positive
+    values (diag) or one positive number (spherical)."""
+    name = f"The parameter '{covariance_type} covariance_prior'"
+    if covariance_type == "spherical":
+        return check_positive(prior, "covariance_prior")
+    prior = np.array(prior, dtype=np.float64, copy=True)
+    shape = (n_features,) * (2 if covariance_type in ("full", "tied") else 1)
+    if prior.shape != shape:
+        raise ValueError(f"{name} should have the shape of {shape}, but got {prior.shape}.")
+    if not np.all(np.isfinite(prior)):
+        raise ValueError(f"{name} contains NaN or infinity.")
+    if covariance_type == "diag":
+        if np.any(prior <= 0):
+            raise ValueError(f"{name} should be positive.")
+        return prior
+    _check_spd(prior[None], name, per_component=False)
+    return prior
 
 
 # ---------------------------------------------------------------------------- dask blocks

@@ -267,8 +267,7 @@ class BayesianGaussianModel(GaussianModel):
     def objective(self, params: BayesianGaussianParams, stats: GaussianStats) -> float:
         """What :meth:`m_step` maximises: the ELBO minus ``reg_covar / 2 sum_k N_k tr
         E[Lambda_k]`` (the ELBO itself with ``reg_covar = 0``)."""
-        return (super().objective(params.gaussian, stats)
-                + float(np.sum(self._kl_terms(params))))
+        return self.elbo(params, stats) - self.reg_penalty(params.gaussian, stats)
 
     def roundoff_scale(self, params: BayesianGaussianParams, stats: GaussianStats) -> float:
         return (super().roundoff_scale(params.gaussian, stats)

@@ -726,6 +726,10 @@ class GaussianModel:
         ``Sigma_k = S_k / N_k + reg I`` is the maximiser of
         ``ELBO - reg / 2 * sum_k N_k tr(P_k)``; with ``reg_covar = 0`` this is the ELBO.
         """
+        return self.elbo(params, stats) - self.reg_penalty(params, stats)
+
+    def reg_penalty(self, params: GaussianParams, stats: GaussianStats) -> float:
+        """``reg_covar / 2 * sum_k N_k tr(P_k)``: what :meth:`objective` subtracts."""
         ct = self.covariance_type
         P = params.precisions()
         if ct == "full":
@@ -736,7 +740,7 @@ class GaussianModel:
             tr = P.sum(axis=1)
         else:
             tr = params.n_features * P
-        return self.elbo(params, stats) - 0.5 * self.reg_covar * float(np.dot(stats.nk, tr))
+        return 0.5 * self.reg_covar * float(np.dot(stats.nk, tr))
 
     def log_prior(self, params: GaussianParams) -> float:
         return 0.0

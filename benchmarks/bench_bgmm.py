@@ -1,0 +1,109 @@
+"""emkit.BayesianGaussianMixture against sklearn.mixture.BayesianGaussianMixture, in one run.
+
+Same data, same random_state and init_params (so the same initial Q(theta)), tol=0, the same
+number of iterations. Time per iteration is ``(fit(max_iter=1 + n) - fit(max_iter=1)) / n``
+for both, best of ``--repeats`` (initialisation, validation and the prior's passes cancel);
+whole-fit times are printed too. Peak memory added by ``fit`` (tracemalloc, default
+``init_params="kmeans"``) at N=1M, D=8, K=8.
+
+    python benchmarks/bench_bgmm.py            # the issue's configurations
+    python benchmarks/bench_bgmm.py --quick    # small, for a smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+import tracemalloc
+import warnings
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.mixture import BayesianGaussianMixture as SkBGMM
+from threadpoolctl import threadpool_info
+
+import emkit
+
+CONFIGS = [("full", 100_000, 16, 16), ("diag", 100_000, 16, 16), ("tied", 100_000, 16, 16),
+           ("spherical", 100_000, 16, 16)]
+QUICK = [("full", 10_000, 8, 4), ("diag", 10_000, 8, 4)]
+
+
+def make_data(n, d, k, seed=0):
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(scale=3.0, size=(k, d))
+    return centers[rng.integers(k, size=n)] + rng.normal(size=(n, d))
+
+
+def fit_seconds(cls, X, max_iter, **kw):
+    t = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        cls(max_iter=max_iter, tol=0.0, **kw).fit(X)
+    return time.perf_counter() - t
+
+
+def per_iteration(cls, X, iters, repeats, **kw):
+    """Best-of-``repeats`` seconds per iteration (difference of two fits) and whole fit."""
+    base, full = np.inf, np.inf
+    for _ in range(repeats):
+        base = min(base, fit_seconds(cls, X, 1, **kw))
+        full = min(full, fit_seconds(cls, X, 1 + iters, **kw))
+    return max(full - base, 1e-9) / iters, full
+
+
+def peak_added(fn):
+    tracemalloc.start()
+    fn()
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return peak
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--iters", type=int, default=10)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--no-memory", action="store_true")
+    args = ap.parse_args(argv)
+    blas = ", ".join(f"{i['internal_api']} {i.get('version')} ({i['num_threads']} threads)"
+                     for i in threadpool_info() if i["user_api"] == "blas")
+    print(f"# machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+          f"BLAS: {blas}; load average {os.getloadavg()[0]:.1f}")
+    print(f"# numpy {np.__version__}, sklearn {__import__('sklearn').__version__}, "
+          f"emkit {emkit.__version__}; {args.iters} iterations, best of {args.repeats}")
+    print()
+    print(f"{'cov':<10}{'N':>8}{'D':>4}{'K':>4}{'sklearn s/it':>14}{'emkit s/it':>12}"
+          f"{'speed-up':>10}{'sklearn fit s':>15}{'emkit fit s':>13}")
+    for ct, n, d, k in QUICK if args.quick else CONFIGS:
+        X = make_data(n, d, k)
+        kw = dict(n_components=k, covariance_type=ct, init_params="random", random_state=0)
+        fit_seconds(emkit.BayesianGaussianMixture, X[:2000], 2, **kw)  # compile, warm up
+        t_em, f_em = per_iteration(emkit.BayesianGaussianMixture, X, args.iters, args.repeats,
+                                   **kw)
+        t_sk, f_sk = per_iteration(SkBGMM, X, args.iters, args.repeats, **kw)
+        print(f"{ct:<10}{n:>8}{d:>4}{k:>4}{t_sk:>14.4f}{t_em:>12.4f}{t_sk / t_em:>9.1f}x"
+              f"{f_sk:>15.2f}{f_em:>13.2f}")
+    if not args.no_memory:
+        n, d, k = (1_000_000, 8, 8) if not args.quick else (100_000, 8, 8)
+        X = make_data(n, d, k)
+        kw = dict(n_components=k, covariance_type="full", max_iter=2, tol=0.0, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            # warm up: compiled kernels, thread pools and BLAS buffers are per process
+            emkit.BayesianGaussianMixture(**kw).fit(X[:2000])
+            SkBGMM(**kw).fit(X[:2000])
+            mem_em = peak_added(lambda: emkit.BayesianGaussianMixture(**kw).fit(X))
+            mem_sk = peak_added(lambda: SkBGMM(**kw).fit(X))
+        print()
+        print(f"peak memory added by fit (full, N={n}, D={d}, K={k}, init kmeans; data "
+              f"{X.nbytes / 2**20:.0f} MiB): sklearn {mem_sk / 2**20:.0f} MiB "
+              f"({mem_sk / X.nbytes:.2f}x data), emkit {mem_em / 2**20:.1f} MiB "
+              f"({mem_em / X.nbytes:.2f}x data); ratio {mem_em / mem_sk:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -14,6 +14,7 @@ __all__ = [
     "check_sample_weight",
     "check_weights",
     "check_means",
+    "check_mean_prior",
     "check_precisions",
     "check_positive",
     "check_covariance_prior",
@@ -133,17 +134,26 @@ def check_weights(weights, n_components):
     return weights
 
 
+def _checked_array(value, shape, name):
+    """``value`` as a float64 copy of ``shape`` with finite entries, else a ValueError."""
+    arr = np.array(value, dtype=np.float64, copy=True)
+    if arr.shape != shape:
+        raise ValueError(
+            f"The parameter {name} should have the shape of {shape}, but got {arr.shape}."
+        )
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"The parameter {name} contains NaN or infinity.")
+    return arr
+
+
 def check_means(means, n_components, n_features):
     """Check user-provided initial means: shape (K, D), finite."""
-    means = np.array(means, dtype=np.float64, copy=True)
-    if means.shape != (n_components, n_features):
-        raise ValueError(
-            f"The parameter 'means' should have the shape of ({n_components}, {n_features}), "
-            f"but got {means.shape}."
-        )
-    if not np.all(np.isfinite(means)):
-        raise ValueError("The parameter 'means' contains NaN or infinity.")
-    return means
+    return _checked_array(means, (n_components, n_features), "'means'")
+
+
+def check_mean_prior(mean_prior, n_features):
+    """Check a user prior mean: shape (D,), finite."""
+    return _checked_array(mean_prior, (n_features,), "'mean_prior'")
 
 
 _PRECISION_SHAPES = {
@@ -195,15 +205,11 @@ def check_positive(value, name):
 def check_covariance_prior(prior, covariance_type, n_features):
     """A user covariance prior: D x D symmetric positive-definite (full, tied), D positive
     values (diag) or one positive number (spherical)."""
-    name = f"The parameter '{covariance_type} covariance_prior'"
+    name = f"'{covariance_type} covariance_prior'"
     if covariance_type == "spherical":
         return check_positive(prior, "covariance_prior")
-    prior = np.array(prior, dtype=np.float64, copy=True)
     shape = (n_features,) * (2 if covariance_type in ("full", "tied") else 1)
-    if prior.shape != shape:
-        raise ValueError(f"{name} should have the shape of {shape}, but got {prior.shape}.")
-    if not np.all(np.isfinite(prior)):
-        raise ValueError(f"{name} contains NaN or infinity.")
+    prior = _checked_array(prior, shape, name)
     if covariance_type == "diag":
         if np.any(prior <= 0):
             raise ValueError(f"{name} should be positive.")

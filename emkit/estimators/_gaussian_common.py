@@ -24,13 +24,18 @@ class GaussianMixtureBase(BaseEMMixture):
         if not np.isfinite(self.reg_covar):
             raise ValueError(f"reg_covar must be finite, got {self.reg_covar!r}.")
 
+    #: (estimator parameter, fitted parameters' attribute) that a continuation must keep
+    _continuation_keys = (("covariance_type", "covariance_type"),)
+
     def _check_continuation(self, how):
         super()._check_continuation(how)
-        if self._params_.covariance_type != self.covariance_type:
-            raise ValueError(
-                f"{how}: covariance_type is {self.covariance_type!r} but the fitted "
-                f"model has {self._params_.covariance_type!r}; refit with warm_start=False."
-            )
+        for name, attr in self._continuation_keys:
+            mine, fitted = getattr(self, name), getattr(self._params_, attr)
+            if mine != fitted:
+                raise ValueError(
+                    f"{how}: {name} is {mine!r} but the fitted model has {fitted!r}; "
+                    "refit with warm_start=False."
+                )
 
     def _kernel_config(self, X, sample_weight):
         """Keyword arguments of the Gaussian kernel model for data ``X`` (one pass for the

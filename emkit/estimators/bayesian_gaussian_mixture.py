@@ -6,7 +6,13 @@ import numpy as np
 
 from .._base import initial_assignments
 from .._dask import is_dask_collection
-from .._validation import check_choice, check_covariance_prior, check_positive, check_real
+from .._validation import (
+    check_choice,
+    check_covariance_prior,
+    check_mean_prior,
+    check_positive,
+    check_real,
+)
 from ..models.bayesian_gaussian import PRIOR_TYPES, BayesianGaussianModel
 from ..models.gaussian import weighted_scatter
 from ._gaussian_common import GaussianMixtureBase
@@ -162,28 +168,15 @@ class BayesianGaussianMixture(GaussianMixtureBase):
                 f"but got {self.degrees_of_freedom_prior!r}."
             )
         if self.mean_prior is not None:
-            m0 = np.array(self.mean_prior, dtype=np.float64, copy=True)
-            if m0.shape != (d,):
-                raise ValueError(
-                    f"The parameter 'means' (mean_prior) should have the shape of ({d},), "
-                    f"but got {m0.shape}."
-                )
-            if not np.all(np.isfinite(m0)):
-                raise ValueError("The parameter 'mean_prior' contains NaN or infinity.")
-            self._priors["mean_prior"] = m0
+            self._priors["mean_prior"] = check_mean_prior(self.mean_prior, d)
         if self.covariance_prior is not None:
             self._priors["covariance_prior"] = check_covariance_prior(
                 self.covariance_prior, self.covariance_type, d
             )
 
-    def _check_continuation(self, how):
-        super()._check_continuation(how)
-        if self._params_.prior_type != self.weight_concentration_prior_type:
-            raise ValueError(
-                f"{how}: weight_concentration_prior_type is "
-                f"{self.weight_concentration_prior_type!r} but the fitted model has "
-                f"{self._params_.prior_type!r}; refit with warm_start=False."
-            )
+    #: (estimator parameter, fitted parameters' attribute) that a continuation must keep
+    _continuation_keys = (("covariance_type", "covariance_type"),
+                          ("weight_concentration_prior_type", "prior_type"))
 
     def _make_model(self, X, sample_weight=None):
         config = self._kernel_config(X, sample_weight)

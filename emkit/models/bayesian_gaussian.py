@@ -220,6 +220,19 @@ class BayesianGaussianModel(GaussianModel):
                                                  dtype=self.dtype)
         return BayesianGaussianParams(wc, beta, means, nu, cov, pc, ct, self.prior_type)
 
+    @cached_property
+    def _log_norm_prior(self) -> float:
+        """``log B(W_0, nu_0)`` with ``W_0^{-1}`` the covariance prior (once per model)."""
+        ct, c0 = self.covariance_type, self.covariance_prior
+        d = np.shape(self.mean_prior)[0]
+        if ct in ("full", "tied"):
+            log_det_c0 = np.linalg.slogdet(c0)[1]
+        elif ct == "diag":
+            log_det_c0 = np.sum(np.log(c0))
+        else:
+            log_det_c0 = d * np.log(c0)
+        return float(_log_wishart_norm(-log_det_c0, float(self.degrees_of_freedom_prior), d))
+
     def _kl_terms(self, params: BayesianGaussianParams) -> np.ndarray:
         """The ELBO's terms in theta alone, ``E[log p(theta)] - E[log q(theta)]``, one entry per
         group (weights; mean; Wishart normalisers; Wishart expectations), each summed over k."""
@@ -242,19 +255,14 @@ class BayesianGaussianModel(GaussianModel):
                       - 0.5 * b0 * _quad(P, params.means - self.mean_prior, ct))
         c0 = self.covariance_prior
         if ct == "full":
-            log_det_c0 = np.linalg.slogdet(c0)[1]
             tr = np.einsum("ij,kji->k", c0, P)
         elif ct == "tied":
-            log_det_c0 = np.linalg.slogdet(c0)[1]
             tr = np.full(k, np.sum(c0 * P))
         elif ct == "diag":
-            log_det_c0 = np.sum(np.log(c0))
             tr = np.sum(c0 * P, axis=1)
         else:
-            log_det_c0 = d * np.log(c0)
             tr = c0 * d * P
-        norms = np.sum(_log_wishart_norm(-log_det_c0, nu0, d)
-                       - _log_wishart_norm(params.log_det_w, nu, d))
+        norms = np.sum(self._log_norm_prior - _log_wishart_norm(params.log_det_w, nu, d))
         wishart = np.sum(0.5 * (nu0 - nu) * params.expected_log_det - 0.5 * tr + 0.5 * nu * d)
         return np.array([weights, mean, norms, wishart])
 

@@ -6,11 +6,13 @@ lower bound, records both half-steps in a :class:`Trace` and checks that neither
 
 from ._em import IterationInfo
 from ._exceptions import MonotonicityError, MonotonicityWarning
+from ._io import load, save
 from ._trace import Trace
 from .estimators.bayesian_gaussian_mixture import BayesianGaussianMixture
 from .estimators.bernoulli_mixture import BernoulliMixture
 from .estimators.gaussian_mixture import GaussianMixture
 from .estimators.lda import LatentDirichletAllocation
+from .selection import select
 
 __all__ = [
     "BayesianGaussianMixture",
@@ -21,6 +23,9 @@ __all__ = [
     "MonotonicityError",
     "MonotonicityWarning",
     "Trace",
+    "load",
+    "save",
+    "select",
 ]
 
 __version__ = "0.1.0"

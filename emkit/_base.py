@@ -275,16 +275,12 @@ class BaseEMMixture(DensityMixin, BaseEstimator):
         workers, in this pass and in every E-step; bad data raise there and reach the caller
         as the same ValueError as for in-memory input.
         """
-        from ._dask import DaskRows
+        from ._dask import DaskRows, check_features
 
         rows = DaskRows(X, sample_weight)
-        n, d = rows.shape
+        n = rows.shape[0]
         warm = bool(self.warm_start) and hasattr(self, "_params_")
-        if warm and d != self.n_features_in_:
-            raise ValueError(
-                f"X has {d} features, but {type(self).__name__} is expecting "
-                f"{self.n_features_in_} features as input."
-            )
+        check_features(self, rows, reset=not warm)
         if n < max(2, self.n_components):
             raise ValueError(
                 f"Expected n_samples >= max(2, n_components) but got n_components = "
@@ -294,10 +290,6 @@ class BaseEMMixture(DensityMixin, BaseEstimator):
         rows = rows.with_convert(self._block_converter(dtype), dtype)
         summary = rows.map_reduce(block_summary, name="emkit-check")
         rows.n_positive_weights = None if rows.w is None else int(summary[1])
-        if not warm:
-            self.n_features_in_ = d
-            if hasattr(self, "feature_names_in_"):
-                del self.feature_names_in_
         return rows
 
     def _block_converter(self, dtype):

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 
 __all__ = ["is_dask_collection", "DaskRows", "DaskModel", "lazy_rows", "weighted_mean",
-           "E_STEP_PREFIX"]
+           "check_features", "E_STEP_PREFIX"]
 
 #: key prefix of the E-step tasks (one per block per iteration), for counting on a scheduler
 E_STEP_PREFIX = "emkit-e-step"
@@ -76,12 +77,41 @@ def _apply_block(func, convert, Xb, wb, *args):
     return func(convert(Xb), wb, *args)
 
 
+class _Inline:
+    """An argument carried inside each task (dask does not look into it)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+
+#: values whose pickle is at most this many bytes travel inside every task that uses them;
+#: larger ones (LDA's K x V topics) are one key that the workers fetch once each
+INLINE_BYTES = 64 << 10
+
+
+def _shared(value, token, what):
+    """``value`` as a task argument: inline when small, else a key of its own."""
+    import pickle
+
+    from dask import delayed
+
+    if len(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)) <= INLINE_BYTES:
+        return _Inline(value)
+    return delayed(value, name=f"emkit-{what}-{token}", traverse=False)
+
+
+def _value(v):
+    return v.value if isinstance(v, _Inline) else v
+
+
 def _e_step_block(model, params, convert, Xb, wb, state):
-    return model.e_step(params, convert(Xb), wb, state)
+    return _value(model).e_step(_value(params), convert(Xb), wb, state)
 
 
 def _stats_block(model, params, convert, Xb, wb):
-    return model.e_step(params, convert(Xb), wb, None)[0]
+    return _value(model).e_step(_value(params), convert(Xb), wb, None)[0]
 
 
 def _first(pair):
@@ -97,16 +127,84 @@ def _take_block(convert, Xb, wb, local):
     return Xb[local], None if wb is None else np.asarray(wb, dtype=np.float64)[local]
 
 
+def _framed(method, columns, Xb):
+    import pandas as pd
+
+    return method(pd.DataFrame(Xb, columns=columns))
+
+
 def _identity(Xb):
     return Xb
 
 
+def check_features(estimator, rows, *, reset):
+    """What scikit-learn's ``validate_data`` does with the columns, for dask input: on
+    ``reset`` set ``n_features_in_`` (and ``feature_names_in_`` from a dataframe's string
+    column names), else refuse a different number of features."""
+    d = rows.shape[1]
+    if not reset:
+        if d != estimator.n_features_in_:
+            raise ValueError(
+                f"X has {d} features, but {type(estimator).__name__} is expecting "
+                f"{estimator.n_features_in_} features as input."
+            )
+        return
+    estimator.n_features_in_ = d
+    if rows.feature_names is not None:
+        estimator.feature_names_in_ = rows.feature_names
+    elif hasattr(estimator, "feature_names_in_"):
+        del estimator.feature_names_in_
+
+
+def _distributed_client():
+    """The active ``distributed.Client``, or None (dask's local schedulers)."""
+    try:
+        from distributed import default_client
+    except ImportError:  # pragma: no cover - dask without distributed
+        return None
+    try:
+        return default_client()
+    except ValueError:
+        return None
+
+
 def one_thread(model):
-    """``model`` with its kernels on one thread: on dask the parallelism is the blocks'
-    tasks (one level, as everywhere in emkit), and the workers' BLAS is single-threaded."""
-    if getattr(model, "n_threads", 1) == 1:
+    """``model`` with its kernels on one thread, unless dask runs the tasks one at a time.
+
+    On a cluster or dask's thread pool the parallelism is the blocks' tasks (one level, as
+    everywhere in emkit; the workers' BLAS is single-threaded); under the synchronous
+    scheduler the kernels keep their threads.
+    """
+    import dask.local
+    from dask.base import get_scheduler
+
+    if getattr(model, "n_threads", 1) == 1 or get_scheduler() is dask.local.get_sync:
         return model
     return replace(model, n_threads=1)
+
+
+_SIZEOF_REGISTERED = []
+
+
+def _register_sizeof():
+    """Tell dask how big emkit's statistics and states are (their arrays' bytes), so the
+    scheduler's placement and memory accounting see them as they are."""
+    if _SIZEOF_REGISTERED:
+        return
+    from dataclasses import fields
+
+    from dask.sizeof import sizeof
+
+    from .models.bernoulli import BernoulliStats
+    from .models.gaussian import GaussianStats
+    from .models.lda import Corpus, DocState, LDAStats
+
+    def size(obj):
+        return sum(sizeof(getattr(obj, f.name)) for f in fields(obj))
+
+    for cls in (GaussianStats, BernoulliStats, LDAStats, DocState, Corpus):
+        sizeof.register(cls)(size)
+    _SIZEOF_REGISTERED.append(True)
 
 
 class DaskRows:
@@ -129,6 +227,11 @@ class DaskRows:
     def __init__(self, X, sample_weight=None, convert=None, chunk_rows=None):
         import dask.array as da
 
+        _register_sizeof()
+        columns = getattr(X, "columns", None)
+        self.feature_names = None
+        if columns is not None and len(columns) and all(isinstance(c, str) for c in columns):
+            self.feature_names = np.asarray(columns, dtype=object)
         X = _as_dask_array(X)
         if chunk_rows is not None:
             X = X.rechunk({0: int(chunk_rows)})
@@ -180,11 +283,29 @@ class DaskRows:
         return len(self._blocks)
 
     def with_convert(self, convert, dtype=None) -> DaskRows:
-        """The same blocks seen through another per-block conversion (giving ``dtype``)."""
+        """The same blocks seen through a per-block conversion (giving ``dtype``).
+
+        The conversion runs where each block lives, in every pass. With a ``distributed``
+        client active the blocks (and the weights) are persisted on the workers first (a
+        no-op for an already persisted array): an iterative fit reads them every iteration,
+        and the graph each iteration submits then names them instead of carrying the data
+        (a ``da.from_array`` of an in-memory array would otherwise travel to the scheduler
+        every time). They are released with this object; a lost worker's blocks are
+        recomputed from their lineage. Without a cluster nothing is persisted, so nothing
+        is held in memory.
+        """
         out = object.__new__(DaskRows)
         out.__dict__.update(self.__dict__)
         out.convert = convert
         out.dtype = self.dtype if dtype is None else np.dtype(dtype)
+        if _distributed_client() is not None:
+            import dask
+
+            n = len(self._blocks)
+            persisted = dask.persist(*self._blocks, *(w for w in self._wblocks if w is not None))
+            out._blocks = list(persisted[:n])
+            if self.w is not None:
+                out._wblocks = list(persisted[n:])
         return out
 
     # ---------------------------------------------------------------- passes
@@ -216,8 +337,7 @@ class DaskRows:
 
         token = uuid.uuid4().hex[:12]
         model = one_thread(model)
-        p = delayed(params, name=f"emkit-params-{token}", traverse=False)
-        m = delayed(model, name=f"emkit-model-{token}", traverse=False)
+        m, p = _shared(model, token, "model"), _shared(params, token, "params")
         idx = range(self.n_blocks) if blocks is None else list(blocks)
         if not (keep_state and getattr(model, "has_state", False)):
             # no state to keep: each task returns its block's statistics only
@@ -302,10 +422,13 @@ def lazy_rows(method, X, *, n_columns=None, dtype=np.float64):
     ``n_columns=None``: one value per row (``predict``, ``score_samples``); else an
     ``n_rows x n_columns`` array (``predict_proba``, ``transform``).
     """
+    columns = getattr(X, "columns", None)
     X = _as_dask_array(X)
     if X.numblocks[1] != 1:
         X = X.rechunk({1: -1})
     name = f"emkit-{getattr(method, '__name__', 'apply')}-{uuid.uuid4().hex[:12]}"
+    if columns is not None:  # a dataframe's blocks keep their column names
+        method = partial(_framed, method, list(columns))
     if n_columns is None:
         return X.map_blocks(method, drop_axis=1, dtype=dtype, name=name,
                             meta=np.empty((0,), dtype=dtype))

@@ -114,6 +114,8 @@ def test_dask_dataframe_input():
     a = quiet_fit(GaussianMixture(2, **kw), X)
     b = quiet_fit(GaussianMixture(2, **kw), df)
     assert_same_gmm(a, b)
+    assert list(b.feature_names_in_) == ["a", "b", "c"]
+    np.testing.assert_array_equal(b.predict(df).compute(), a.predict(X))
 
 
 def test_predictions_on_dask_are_lazy_and_equal():

@@ -294,15 +294,10 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         workers, in this pass and in every E-step; ``chunk_rows`` re-cuts the blocks (online
         learning: one block per mini-batch).
         """
-        from .._dask import DaskRows
+        from .._dask import DaskRows, check_features
 
         rows = DaskRows(X, sample_weight, chunk_rows=chunk_rows)
-        d = rows.shape[1]
-        if not reset and d != self.n_features_in_:
-            raise ValueError(
-                f"X has {d} features, but {type(self).__name__} is expecting "
-                f"{self.n_features_in_} features as input."
-            )
+        check_features(self, rows, reset=reset)
         dtype = fit_dtype(rows.dtype) if reset else self.components_.dtype
         rows = rows.with_convert(partial(_corpus_block, dtype=dtype, whom=whom), dtype)
         summary = rows.map_reduce(_corpus_summary, name="emkit-check")
@@ -311,10 +306,6 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
                 "sample_weight sums to zero: at least one sample needs a positive weight."
             )
         rows.tokens = float(summary[2])
-        if reset:
-            self.n_features_in_ = d
-            if hasattr(self, "feature_names_in_"):
-                del self.feature_names_in_
         return rows
 
     @staticmethod

@@ -51,7 +51,7 @@ def n_features_quad(n_features: int, covariance_type: str) -> int:
     return 2 * d + 1
 
 
-def _quad_features_t(X, center, out):
+def _quad_features_t(X, center, out, Y):
     """Quadratic features of centred rows, one column per row (``F x B``).
 
     NumPy equivalent (``quad_features_ref``)::
@@ -61,10 +61,10 @@ def _quad_features_t(X, center, out):
         out[:] = np.hstack([Y[:, i] * Y[:, j], Y, np.ones((B, 1))]).T
 
     The transposed layout makes every feature a contiguous row, so the products vectorise,
-    and the block's two GEMMs read it as ``W^T @ Phi^T`` and ``Phi^T @ R``.
+    and the block's two GEMMs read it as ``W^T @ Phi^T`` and ``Phi^T @ R``. ``Y`` (``D x B``,
+    the output's dtype) is the caller's scratch for the centred rows.
     """
     b, d = X.shape
-    Y = np.empty((d, b), dtype=out.dtype)
     for r in range(b):
         for i in range(d):
             Y[i, r] = X[r, i] - center[i]
@@ -124,12 +124,18 @@ _square_features_t_jit = jit(_square_features_t)
 _col_max_subtract_jit = jit(_col_max_subtract)
 
 
-def quad_features(X, center, out=None):
-    """Quadratic features ``[y_i y_j (i <= j), y, 1]`` of ``y = X - center``, as ``F x B``."""
+def quad_features(X, center, out=None, work=None):
+    """Quadratic features ``[y_i y_j (i <= j), y, 1]`` of ``y = X - center``, as ``F x B``.
+
+    ``out`` (``F x B``) and ``work`` (``D x B``), both of ``X``'s dtype, may be given to
+    reuse memory across blocks (see :func:`~emkit.kernels._parallel.scratch`).
+    """
     n, d = X.shape
     if out is None:
         out = np.empty((n_features_quad(d, "full"), n), dtype=X.dtype)
-    _quad_features_t_jit(X, center.astype(X.dtype, copy=False), out)
+    if work is None:
+        work = np.empty((d, n), dtype=X.dtype)
+    _quad_features_t_jit(X, center.astype(X.dtype, copy=False), out, work)
     return out
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..kernels import gaussian as kern
-from ..kernels._parallel import map_row_blocks
+from ..kernels._parallel import map_row_blocks, scratch
 from ._common import one_hot
 from .gaussian_params import (
     COVARIANCE_TYPES,
@@ -195,10 +195,18 @@ class GaussianModel:
         return int(max(256, min(16384, (1 << 21) // (4 * d * itemsize))))
 
     # ------------------------------------------------------------------ block passes
-    def _features(self, Xb, prep):
+    def _features(self, Xb, prep, reuse=False):
+        """The block's features ``F x B``; with ``reuse`` in this thread's scratch memory."""
+        b, d = Xb.shape
+        out = work = None
+        if reuse:
+            f = kern.n_features_quad(d, self.covariance_type)
+            out = scratch("gaussian-features", (f, b), Xb.dtype)
         if self.covariance_type in ("full", "tied"):
-            return kern.quad_features(Xb, prep.center)
-        return kern.square_features(Xb, prep.center)
+            if reuse:
+                work = scratch("gaussian-centred", (d, b), Xb.dtype)
+            return kern.quad_features(Xb, prep.center, out=out, work=work)
+        return kern.square_features(Xb, prep.center, out=out)
 
     def _block_log_prob(self, Xb, prep):
         """``log w_k + log N(x_n | k)`` for a block (B x K; float64 on the exact path)."""
@@ -263,8 +271,12 @@ class GaussianModel:
             Xb = X[sl]
             wb = None if w is None else w[sl]
             if prep.path == "fast":
-                Phi = self._features(Xb, prep)          # F x B
-                Lt = prep.Wt @ Phi                      # K x B
+                # F x B features and K x B log-probabilities in scratch memory reused by
+                # every block of this thread; only the F x K product leaves the block
+                Phi = self._features(Xb, prep, reuse=True)
+                Lt = np.matmul(prep.Wt, Phi,
+                               out=scratch("gaussian-logp", (prep.Wt.shape[0], Phi.shape[1]),
+                                           Phi.dtype))
                 log_norm = kern.normalize_log_prob_t(Lt)
                 if wb is not None:
                     Lt *= wb

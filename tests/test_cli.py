@@ -1,0 +1,269 @@
+"""The ``emkit`` command through ``subprocess``, as a user types it.
+
+Every run is ``python -m emkit ...`` with this tree on PYTHONPATH; independent runs go in
+parallel (each pays the interpreter's start and emkit's imports).
+"""
+
+import io
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+import scipy.sparse as sp
+
+import emkit
+
+from ._helpers import blobs
+
+ROOT = str(Path(__file__).resolve().parents[1])
+ENV = {**os.environ, "PYTHONPATH": ROOT, "MPLBACKEND": "Agg"}
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "emkit", *map(str, args)], cwd=cwd,
+                          capture_output=True, text=True, env=ENV, timeout=120)
+
+
+def run_all(commands, cwd=None):
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        return list(pool.map(lambda c: run(*c, cwd=cwd), commands))
+
+
+def _chain(*commands):
+    """Run commands one after the other (a fit, then its predict); stop at a failure."""
+    def go(cwd):
+        out = []
+        for c in commands:
+            out.append(run(*c, cwd=cwd))
+            if out[-1].returncode:
+                break
+        return out
+    return go
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    d = tmp_path_factory.mktemp("cli")
+    X, _ = blobs(n=150, d=3, k=3, seed=7)
+    np.savetxt(d / "x.csv", X, delimiter=",", header="a,b,c", comments="")
+    rng = np.random.default_rng(0)
+    counts = sp.csr_matrix(rng.poisson(0.8, size=(50, 16)).astype(float))
+    sp.save_npz(d / "counts.npz", counts)
+    scipy.io.mmwrite(str(d / "counts.mtx"), counts)
+    np.save(d / "bin.npy", (X > 0).astype(float))
+    words = ["cat", "dog", "mouse", "star", "moon", "planet", "orbit", "pet"]
+    docs = [" ".join(rng.choice(words, size=8)) for _ in range(40)]
+    (d / "docs.txt").write_text("\n".join(docs) + "\n")
+    np.save(d / "cube.npy", np.zeros((2, 2, 2)))
+    (d / "bad.csv").write_text("1,2\nthree,four\n")
+    (d / "x.json").write_text("{}")
+    (d / "empty.npz").write_bytes(b"")
+    return d, X, counts, docs
+
+
+def _ok(p):
+    assert p.returncode == 0, p.stderr
+    assert "Traceback" not in p.stderr
+    return p.stdout
+
+
+def test_fit_predict_round_trips(data):
+    d, X, counts, docs = data
+    chains = [
+        _chain(("fit", "--model", "gmm", "-k", 3, "x.csv", "--covariance-type", "diag",
+                "--n-init", 2, "--seed", 1, "--out", "g.npz", "--trace", "t.csv",
+                "--plot", "t.png"),
+               ("predict", "g.npz", "x.csv", "--proba")),
+        _chain(("fit", "--model", "lda", "-k", 2, "counts.npz", "--max-iter", 5,
+                "--out", "l.npz"), ("predict", "l.npz", "counts.mtx", "--proba")),
+        _chain(("fit", "--model", "lda", "-k", 2, "docs.txt", "--max-iter", 5,
+                "--out", "lt.npz"), ("predict", "lt.npz", "docs.txt", "--proba")),
+    ]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        results = list(pool.map(lambda c: c(d), chains))
+    (fit_g, proba), (fit_l, lproba), (fit_t, tproba) = [
+        [_ok(p) for p in r] for r in results]
+
+    # the per-iteration table, then the summary line
+    gm = emkit.load(d / "g.npz")
+    assert gm.covariance_type == "diag" and gm.n_init == 2 and gm.random_state == 1
+    lines = fit_g.splitlines()
+    assert lines[0].split() == ["init", "iteration", "ELBO", "change", "seconds"]
+    rows = [ln.split() for ln in lines[1:] if ln.split() and ln.split()[0].isdigit()]
+    kept = [r for r in rows if int(r[0]) == gm.best_init_]
+    np.testing.assert_allclose([float(r[2]) for r in kept], gm.trace_.elbo_after_e[1:],
+                               rtol=1e-7)
+    assert "converged" in fit_g and "g.npz" in fit_g
+    # predictions equal the saved model's (labels: the same command, in-process)
+    from emkit.cli import main
+
+    with redirect_stdout(io.StringIO()) as labels:
+        assert main(["predict", str(d / "g.npz"), str(d / "x.csv")]) == 0
+    np.testing.assert_array_equal(np.array(labels.getvalue().split(), dtype=int), gm.predict(X))
+    np.testing.assert_allclose(np.loadtxt(proba.splitlines(), delimiter=","),
+                               gm.predict_proba(X), rtol=1e-8, atol=1e-12)
+    # the trace CSV and its picture
+    table = np.loadtxt(d / "t.csv", delimiter=",", skiprows=1)
+    np.testing.assert_array_equal(table[:, 1], gm.trace_.elbo_after_e)
+    assert (d / "t.png").read_bytes()[:4] == b"\x89PNG"
+    # lda on sparse .npz, predicted on .mtx of the same counts
+    lda = emkit.load(d / "l.npz")
+    np.testing.assert_allclose(np.loadtxt(lproba.splitlines(), delimiter=","),
+                               lda.transform(counts), rtol=1e-8)
+    assert "per token" in fit_l
+    # lda on text: the vocabulary travels with the model
+    lt = emkit.load(d / "lt.npz")
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    vec = CountVectorizer().fit(docs)
+    np.testing.assert_array_equal(lt.vocabulary_, vec.get_feature_names_out())
+    np.testing.assert_allclose(np.loadtxt(tproba.splitlines(), delimiter=","),
+                               lt.transform(vec.transform(docs)), rtol=1e-8)
+
+
+def test_bmm_on_npy_and_bench_in_process(data, capsys):
+    from emkit.cli import main
+
+    d, X, _, _ = data
+    assert main(["fit", "--model", "bmm", "-k", "2", str(d / "bin.npy"), "--n-init", "2",
+                 "--out", str(d / "b.npz")]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(d / "b.npz"), str(d / "bin.npy")]) == 0
+    labels = np.array(capsys.readouterr().out.split(), dtype=int)
+    bm = emkit.load(d / "b.npz")
+    assert bm.n_init == 2
+    np.testing.assert_array_equal(labels, bm.predict((X > 0).astype(float)))
+    assert main(["fit", "--model", "lda", "-k", "2", str(d / "counts.mtx"), "--max-iter", "3",
+                 "--out", str(d / "lm.npz")]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(d / "lm.npz"), str(d / "counts.mtx")]) == 0
+    lm = emkit.load(d / "lm.npz")
+    np.testing.assert_array_equal(np.array(capsys.readouterr().out.split(), dtype=int),
+                                  np.argmax(lm.transform(data[2]), axis=1))
+    assert main(["bench", "--quick"]) == 0
+    out = capsys.readouterr().out
+    assert "GaussianMixture" in out and "LatentDirichletAllocation" in out and "x " in out
+
+
+def test_select_prints_the_table_and_demo_writes_its_pictures(data, tmp_path):
+    d, X, _, _ = data
+    select = ("select", "--model", "gmm", "-k", "1-3", str(d / "x.csv"),
+              "--covariance-type", "full,spherical", "--plot", str(tmp_path / "sel.png"))
+    with ThreadPoolExecutor(max_workers=2) as pool:  # the demo beside the two short runs
+        demo = pool.submit(run, "demo", "--out", str(tmp_path / "pics"))
+        sel, short = run(*select), run()
+        demo = demo.result()
+    out = _ok(sel)
+    result = emkit.select(emkit.GaussianMixture(random_state=0), X,
+                          {"n_components": [1, 2, 3], "covariance_type": ["full", "spherical"]})
+    body = [ln for ln in out.splitlines()[1:] if ln[2:].split()[:1] in (["full"], ["spherical"])]
+    assert len(body) == 6
+    for ln, bic in zip(body, result.results_["bic"], strict=True):
+        assert float(ln[2:].split()[2]) == pytest.approx(bic, abs=1e-4)
+    assert body[result.best_index_].startswith("*")
+    assert (tmp_path / "sel.png").exists()
+
+    out = _ok(demo)
+    for name in ["GaussianMixture", "BernoulliMixture", "LatentDirichletAllocation",
+                 "elbo_after_e"]:
+        assert name in out
+    pics = sorted(p.name for p in (tmp_path / "pics").iterdir())
+    assert pics == sorted(
+        [f"{m}_{kind}.png" for m in ("gmm", "bmm", "lda") for kind in ("trace", "decomposition")]
+        + ["gmm_ellipses.png", "bmm_means.png", "lda_topics.png"])
+    for p in (tmp_path / "pics").iterdir():
+        assert p.read_bytes()[:4] == b"\x89PNG"
+
+    out = _ok(short)  # python -m emkit with no arguments: the short iris demo
+    assert "iris" in out and "elbo_after_e" in out and "BernoulliMixture" not in out
+
+
+BAD = [
+    ("fit",),                                                       # missing everything
+    ("fit", "--model", "hmm", "-k", 2, "x.csv"),                    # unknown model
+    ("fit", "--model", "gmm", "-k", 0, "x.csv"),                    # K < 1
+    ("fit", "--model", "gmm", "-k", "two", "x.csv"),                # K not a number
+    ("fit", "--model", "gmm", "-k", 2, "missing.csv"),              # no such file
+    ("fit", "--model", "gmm", "-k", 2, "x.json"),                   # unknown format
+    ("fit", "--model", "gmm", "-k", 2, "bad.csv"),                  # unparsable CSV
+    ("fit", "--model", "gmm", "-k", 2, "cube.npy"),                 # not 2-D
+    ("fit", "--model", "gmm", "-k", 2, "docs.txt"),                 # text is for lda
+    ("fit", "--model", "gmm", "-k", 500, "x.csv"),                  # K > n_samples
+    ("fit", "--model", "bmm", "-k", 2, "x.csv"),                    # not binary
+    ("fit", "--model", "lda", "-k", 2, "x.csv", "--n-init", 3),     # option of another model
+    ("fit", "--model", "bmm", "-k", 2, "bin.npy", "--covariance-type", "full"),
+    ("fit", "--model", "gmm", "-k", 2, "x.csv", "--covariance-type", "round"),
+    ("fit", "--model", "gmm", "-k", 2, "x.csv", "--out", "model.pkl"),
+    ("fit", "--model", "gmm", "-k", 2, "x.csv", "--out", "no/such/dir/m.npz"),
+    ("predict", "x.csv", "x.csv"),                                  # not a model file
+    ("predict", "missing.npz", "x.csv"),
+    ("predict", "counts.npz", "x.csv"),                             # data, not a model
+    ("predict", "empty.npz", "x.csv"),                              # a broken model file
+    ("predict", "g.npz", "bin.npy", "--proba", "--labels"),         # unknown option
+    ("select", "--model", "gmm", "-k", "9-1", "x.csv"),             # empty range
+    ("select", "--model", "gmm", "-k", "1-3", "x.csv", "--covariance-type", "full,oval"),
+    ("select", "--model", "lda", "-k", "1-3", "counts.npz"),
+    ("frobnicate",),
+    ("--max-iter", "-3"),
+]
+
+
+def _one_error_line(err, args):
+    lines = err.splitlines()
+    assert len(lines) == 1, (args, err)
+    assert lines[0].startswith("emkit") and "error" in lines[0], (args, err)
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("args", BAD, ids=lambda a: " ".join(map(str, a)) or "-")
+def test_every_bad_argument_exits_2_with_one_line(args, data, capsys, monkeypatch):
+    from emkit.cli import main
+
+    monkeypatch.chdir(data[0])
+    try:
+        status = main([str(a) for a in args])
+    except SystemExit as exc:  # argparse's own errors
+        status = exc.code
+    assert status == 2, args
+    _one_error_line(capsys.readouterr().err, args)
+
+
+def test_bad_arguments_through_the_real_command(data):
+    """The same paths as a user meets them: the interpreter, no traceback, one line."""
+    d = data[0]
+    cases = [("fit", "--model", "gmm", "-k", 0, "x.csv"),     # argparse
+             ("predict", "empty.npz", "bad.csv")]             # a broken model file
+    for args, p in zip(cases, run_all(cases, cwd=d), strict=True):
+        assert p.returncode == 2, (args, p.stderr)
+        _one_error_line(p.stderr, args)
+
+
+def test_progress_bar_on_a_terminal_and_plain_lines_when_piped(capsys):
+    import io
+
+    from emkit.cli import Progress
+
+    for bar in (True, False):
+        out = io.StringIO()
+        progress = Progress(5, stream=out, bar=bar)
+        gm = emkit.GaussianMixture(2, max_iter=5, n_init=2, random_state=0, callback=progress)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            gm.fit(data_blobs())
+        progress.close()
+        rows = [ln.split() for ln in out.getvalue().splitlines()[1:]]
+        assert len(rows) == sum(t.n_iter for t in gm.traces_)
+        err = capsys.readouterr().err
+        assert ("init 1" in err) == bar  # tqdm's bar, on stderr, only on a terminal
+
+
+def data_blobs():
+    return blobs(n=100, d=2, k=2, seed=1)[0]

@@ -549,6 +549,22 @@ class BaseEMMixture(DensityMixin, BaseEstimator):
         out_dtype = self._params_dtype() if dtype is None else dtype
         return lazy_rows(method, X, n_columns=n_columns, dtype=out_dtype)
 
+    def _sample_counts(self, n_samples, normalise=False):
+        """``sample``'s start: how many of ``n_samples`` draws come from each component (with
+        probabilities ``weights_``, rescaled to sum to one if ``normalise``), and the
+        generator to draw them with."""
+        check_is_fitted(self)
+        if n_samples < 1:
+            raise ValueError(
+                f"Invalid value for 'n_samples': {n_samples}. The sampling requires at least "
+                "one sample."
+            )
+        rng = check_random_state(self.random_state)
+        weights = self.weights_.astype(np.float64)
+        if normalise:
+            weights = weights / weights.sum()
+        return rng.multinomial(n_samples, weights), rng
+
     def _params_dtype(self):
         return self.weights_.dtype
 

@@ -4,7 +4,6 @@ setup, the parameter count and sampling (GaussianMixture, BayesianGaussianMixtur
 from __future__ import annotations
 
 import numpy as np
-from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from .._base import INIT_PARAMS, BaseEMMixture
@@ -63,15 +62,8 @@ class GaussianMixtureBase(BaseEMMixture):
         y : ndarray of shape (n_samples,)
             Component labels.
         """
-        check_is_fitted(self)
-        if n_samples < 1:
-            raise ValueError(
-                f"Invalid value for 'n_samples': {n_samples}. The sampling requires at least "
-                "one sample."
-            )
+        counts, rng = self._sample_counts(n_samples)
         _, d = self.means_.shape
-        rng = check_random_state(self.random_state)
-        counts = rng.multinomial(n_samples, self.weights_.astype(np.float64))
         ct = self._params_.covariance_type
         if ct == "full":
             X = np.vstack([

@@ -94,9 +94,9 @@ class BayesianGaussianMixture(GaussianMixtureBase):
     lower_bound_ : float
         The full ELBO per unit weight at the final Q (scikit-learn's is a total with the
         constant terms dropped and lags one M-step). ``log p(X)`` is intractable, so the
-        trace's ``log_evidence`` and ``kl`` are NaN; what the E-step recovers of the gap is
-        ``trace_.elbo_after_e[t + 1] - trace_.elbo_after_m[t]``
-        (``KL(Q_t(Z) || Q_{t+1}(Z))``).
+        trace's ``log_evidence`` is NaN, and its ``kl`` holds what can be said of the gap:
+        the part each E-step closes, ``KL(Q_t(Z) || Q_{t+1}(Z)) =
+        elbo_after_e[t + 1] - elbo_after_m[t]``.
     lower_bounds_, trace_, traces_, best_init_, n_samples_seen_, n_features_in_ :
         As for :class:`~emkit.GaussianMixture`.
     """

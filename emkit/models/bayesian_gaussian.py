@@ -171,6 +171,9 @@ class BayesianGaussianModel(GaussianModel):
         ``W_0^{-1}``: D x D (full, tied), D (diag) or a number (spherical).
     """
 
+    #: the E-step maximises the ELBO over Q(Z) exactly (the trace's kl: see ``gap_after_m``)
+    exact_q_z = True
+
     prior_type: str = "dirichlet_process"
     weight_concentration_prior: float = 1.0
     mean_precision_prior: float = 1.0

@@ -55,6 +55,8 @@ def main(argv=None):
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--with-gmm", action="store_true",
+                    help="also time emkit's GaussianMixture on the same data and settings")
     args = ap.parse_args(argv)
     blas = ", ".join(f"{i['internal_api']} {i.get('version')} ({i['num_threads']} threads)"
                      for i in threadpool_info() if i["user_api"] == "blas")
@@ -75,8 +77,12 @@ def main(argv=None):
         t_sk, f_sk = per_iteration(SkBGMM, X, args.iters, args.repeats, **kw)
         with threadpool_limits(1, user_api="blas"):  # no BLAS oversubscription on a busy box
             t_s1, _ = per_iteration(SkBGMM, X, args.iters, args.repeats, **kw)
+        gmm = ""
+        if args.with_gmm:
+            t_gm, _ = per_iteration(emkit.GaussianMixture, X, args.iters, args.repeats, **kw)
+            gmm = f"   emkit GaussianMixture {t_gm:.4f} s/it"
         print(f"{ct:<10}{n:>8}{d:>4}{k:>4}{t_sk:>14.4f}{t_em:>12.4f}{t_sk / t_em:>9.1f}x"
-              f"{f_sk:>15.2f}{f_em:>13.2f}{t_s1:>16.4f}{t_s1 / t_em:>9.1f}x", flush=True)
+              f"{f_sk:>15.2f}{f_em:>13.2f}{t_s1:>16.4f}{t_s1 / t_em:>9.1f}x{gmm}", flush=True)
     if not args.no_memory:
         n, d, k = (1_000_000, 8, 8) if not args.quick else (100_000, 8, 8)
         X = make_data(n, d, k, np.float64)

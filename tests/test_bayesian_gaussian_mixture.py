@@ -79,6 +79,20 @@ def test_dask_fit_equals_in_memory():
     assert b.lower_bound_ == pytest.approx(a.lower_bound_, rel=1e-10)
 
 
+@pytest.mark.parametrize("ct", ["full", "tied", "diag", "spherical"])
+def test_weighted_fit_is_monotone(ct):
+    """Random weights: no half-step lowers the bound ("raise"), and the bound is per unit
+    weight."""
+    w = np.random.default_rng(3).uniform(0.0, 3.0, size=len(X3))
+    est = quiet(bgmm(n_components=4, covariance_type=ct, init_params="random", tol=1e-10,
+                     max_iter=150), X3, sample_weight=w)
+    seq = est.trace_.elbo
+    assert np.all(np.diff(seq) >= -1e-12 * np.abs(seq).max())
+    stats, _ = est._model_.e_step(est._params_, X3, w)
+    assert est.lower_bound_ == pytest.approx(
+        est._model_.elbo(est._params_, stats) / w.sum(), rel=1e-12)
+
+
 def test_integer_weights_are_repeated_rows():
     """The default priors (weighted mean, covariance with ddof=1) and the statistics treat
     integer weights as repeats."""
@@ -179,6 +193,7 @@ def test_model_is_a_gaussian_model_with_priors():
         (dict(mean_prior=[0.0, np.nan, 0.0]), "mean_prior"),
         (dict(degrees_of_freedom_prior=2.0), "degrees_of_freedom_prior"),
         (dict(degrees_of_freedom_prior="a"), "degrees_of_freedom_prior"),
+        (dict(degrees_of_freedom_prior=np.inf), "degrees_of_freedom_prior"),
         (dict(covariance_prior=np.eye(2)), "covariance_prior"),
         (dict(covariance_prior=-np.eye(3)), "positive-definite"),
         (dict(covariance_prior=np.triu(np.ones((3, 3)))), "symmetric"),

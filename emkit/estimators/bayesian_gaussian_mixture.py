@@ -11,7 +11,6 @@ from .._validation import (
     check_covariance_prior,
     check_mean_prior,
     check_positive,
-    check_real,
 )
 from ..models.bayesian_gaussian import PRIOR_TYPES, BayesianGaussianModel
 from ..models.gaussian import weighted_scatter
@@ -160,7 +159,7 @@ class BayesianGaussianMixture(GaussianMixtureBase):
             mean_precision_prior=1.0 if self.mean_precision_prior is None
             else check_positive(self.mean_precision_prior, "mean_precision_prior"),
             degrees_of_freedom_prior=float(d) if self.degrees_of_freedom_prior is None
-            else check_real(self.degrees_of_freedom_prior, "degrees_of_freedom_prior"),
+            else check_positive(self.degrees_of_freedom_prior, "degrees_of_freedom_prior"),
         )
         if not self._priors["degrees_of_freedom_prior"] > d - 1.0:
             raise ValueError(

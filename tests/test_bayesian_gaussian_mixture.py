@@ -213,6 +213,18 @@ def test_bad_parameters_are_errors_naming_them(kw, match):
         bgmm(**kw).fit(XG)
 
 
+@pytest.mark.parametrize("ct", ["full", "diag"])
+def test_a_constant_feature_gets_reg_covar_in_the_default_prior(ct):
+    X = XG[:300].copy()
+    X[:, 1] = 2.0
+    est = bgmm(n_components=2, covariance_type=ct, max_iter=20).fit(X)
+    prior = est.covariance_prior_
+    assert (prior[1, 1] if ct == "full" else prior[1]) == pytest.approx(1e-6)
+    assert np.isfinite(est.lower_bound_)
+    with pytest.raises(ValueError, match="covariance_prior"):
+        bgmm(n_components=2, covariance_type=ct, reg_covar=0.0).fit(X)
+
+
 def test_bad_data_is_an_error():
     X = XG.copy()
     X[3, 1] = np.nan

@@ -200,10 +200,18 @@ class BayesianGaussianMixture(GaussianMixtureBase):
             cov = weighted_scatter(X, sample_weight, c) / dof
             if np.linalg.eigvalsh(cov)[0] <= 0.0:  # a constant feature: keep W_0 finite
                 cov[np.diag_indices_from(cov)] += reg
-            return cov
-        var = config["spread"] ** 2 * (total / dof)
-        var = np.where(var > 0.0, var, reg)
-        return var if ct == "diag" else float(np.mean(var))
+            singular = np.linalg.eigvalsh(cov)[0] <= 0.0
+        else:
+            cov = config["spread"] ** 2 * (total / dof)
+            cov = np.where(cov > 0.0, cov, reg)
+            singular = not np.all(cov > 0.0)
+            cov = cov if ct == "diag" else float(np.mean(cov))
+        if singular:
+            raise ValueError(
+                "The data's covariance, the default covariance_prior, is singular (a constant "
+                "feature?) and reg_covar is 0: pass a covariance_prior or reg_covar > 0."
+            )
+        return cov
 
     def _initial_params(self, model, X, sample_weight, random_state):
         resp = initial_assignments(

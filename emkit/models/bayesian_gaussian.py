@@ -33,6 +33,7 @@ from functools import cached_property
 import numpy as np
 from scipy.special import betaln, digamma, gammaln
 
+from ._common import ComponentShape
 from .gaussian import (
     LOG_2PI,
     GaussianModel,
@@ -72,7 +73,7 @@ def _quad(P, v, ct):
 
 
 @dataclass(frozen=True, eq=False)
-class BayesianGaussianParams:
+class BayesianGaussianParams(ComponentShape):
     """Parameters of Q(theta), float64, in scikit-learn's layout.
 
     ``weight_concentration``: K Dirichlet parameters, or the 2 x K Beta parameters ``(a, b)``
@@ -90,14 +91,6 @@ class BayesianGaussianParams:
     precisions_cholesky: np.ndarray
     covariance_type: str
     prior_type: str = field(default="dirichlet_process")
-
-    @property
-    def n_components(self) -> int:
-        return self.means.shape[0]
-
-    @property
-    def n_features(self) -> int:
-        return self.means.shape[1]
 
     @cached_property
     def nu(self) -> np.ndarray:

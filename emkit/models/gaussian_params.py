@@ -15,7 +15,7 @@ import numpy as np
 from scipy import linalg
 
 from ..kernels._parallel import map_row_blocks
-from ._common import floored_log
+from ._common import ComponentShape, floored_log
 
 __all__ = [
     "COVARIANCE_TYPES",
@@ -120,7 +120,7 @@ def _covariances_from_cholesky(pc, covariance_type):
 
 
 @dataclass(frozen=True, eq=False)
-class GaussianParams:
+class GaussianParams(ComponentShape):
     """Parameters of a Gaussian mixture, float64.
 
     ``precisions_cholesky`` has shape (K, D, D) full, (D, D) tied, (K, D) diag, (K,) spherical,
@@ -134,14 +134,6 @@ class GaussianParams:
     covariance_type: str
     covariances: np.ndarray | None = field(default=None, repr=False)
     log_const: np.ndarray | None = field(default=None, repr=False)
-
-    @property
-    def n_components(self) -> int:
-        return self.means.shape[0]
-
-    @property
-    def n_features(self) -> int:
-        return self.means.shape[1]
 
     @classmethod
     def from_covariances(cls, weights, means, covariances, covariance_type, *, reg_covar=0.0,

@@ -8,12 +8,14 @@ from ._em import IterationInfo
 from ._exceptions import MonotonicityError, MonotonicityWarning
 from ._io import load, save
 from ._trace import Trace
+from .estimators.bayesian_gaussian_mixture import BayesianGaussianMixture
 from .estimators.bernoulli_mixture import BernoulliMixture
 from .estimators.gaussian_mixture import GaussianMixture
 from .estimators.lda import LatentDirichletAllocation
 from .selection import select
 
 __all__ = [
+    "BayesianGaussianMixture",
     "BernoulliMixture",
     "GaussianMixture",
     "IterationInfo",

@@ -16,7 +16,14 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from ._dask import is_dask_collection
-from ._em import CHECK_MONOTONIC, IterationInfo, monotonic_rtol, run_em, stepwise_update
+from ._em import (
+    CHECK_MONOTONIC,
+    IterationInfo,
+    gap_after_m,
+    monotonic_rtol,
+    run_em,
+    stepwise_update,
+)
 from ._trace import Trace
 from ._validation import (
     block_summary,
@@ -465,7 +472,8 @@ class BaseEMMixture(DensityMixin, BaseEstimator):
         scaled, unit = batch * scale, max(seen, 1e-300)
         elbo_m = float(model.elbo(new_params, scaled))
         lower_bound = float(model.elbo(new_params, after * scale)) / unit
-        kl = float(after.log_evidence) * scale + float(model.log_prior(new_params)) - elbo_m
+        kl = gap_after_m(model, float(after.log_evidence) * scale,
+                         float(model.log_prior(new_params)), elbo_m, lower_bound * unit)
         online = not first and self._n_steps_ > 0  # continuing an online run, not a fit
         trace = self.trace_ if online else Trace()
         seconds = (trace.seconds[-1] if len(trace) else 0.0) + time.perf_counter() - t_start
@@ -548,6 +556,22 @@ class BaseEMMixture(DensityMixin, BaseEstimator):
         check_is_fitted(self)
         out_dtype = self._params_dtype() if dtype is None else dtype
         return lazy_rows(method, X, n_columns=n_columns, dtype=out_dtype)
+
+    def _sample_counts(self, n_samples, normalise=False):
+        """``sample``'s start: how many of ``n_samples`` draws come from each component (with
+        probabilities ``weights_``, rescaled to sum to one if ``normalise``), and the
+        generator to draw them with."""
+        check_is_fitted(self)
+        if n_samples < 1:
+            raise ValueError(
+                f"Invalid value for 'n_samples': {n_samples}. The sampling requires at least "
+                "one sample."
+            )
+        rng = check_random_state(self.random_state)
+        weights = self.weights_.astype(np.float64)
+        if normalise:
+            weights = weights / weights.sum()
+        return rng.multinomial(n_samples, weights), rng
 
     def _params_dtype(self):
         return self.weights_.dtype

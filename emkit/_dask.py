@@ -419,6 +419,10 @@ class DaskModel:
     def log_prior(self, params):
         return self.model.log_prior(params)
 
+    @property
+    def exact_q_z(self) -> bool:
+        return bool(getattr(self.model, "exact_q_z", False))
+
     def roundoff_scale(self, params, stats):
         fn = getattr(self.model, "roundoff_scale", None)
         return 0.0 if fn is None else fn(params, stats)

@@ -45,6 +45,7 @@ __all__ = [
     "monotonic_rtol",
     "learning_rate",
     "stepwise_update",
+    "gap_after_m",
     "CHECK_MONOTONIC",
 ]
 
@@ -117,6 +118,20 @@ class EMResult:
     @property
     def lower_bound(self) -> float:
         return float(self.trace.elbo_after_e[-1])
+
+
+def gap_after_m(model, new_log_evidence, log_prior, elbo_m, new_elbo_e) -> float:
+    """The trace's ``kl``: the gap left by an M-step, which the next E-step closes.
+
+    ``log p(X | theta_{t+1}) + log p(theta_{t+1}) - ELBO(Q_t, theta_{t+1})`` where the evidence
+    is tractable. Where it is not (variational Bayes) but the model's E-step maximises the
+    ELBO over Q(Z) exactly (``model.exact_q_z``), what can be said is the part of the gap the
+    E-step closes, ``KL(Q_t(Z) || Q_{t+1}(Z)) = ELBO_{t+1} - ELBO(Q_t, theta_{t+1})``; else NaN.
+    """
+    kl = new_log_evidence + log_prior - elbo_m
+    if np.isnan(kl) and getattr(model, "exact_q_z", False):
+        kl = new_elbo_e - elbo_m
+    return kl
 
 
 def _roundoff_scale(model, params, stats, weight):
@@ -238,7 +253,8 @@ def run_em(
             rtol=rtol, iteration=n_iter, half="E", mode=check_monotonic,
         )
         new_log_ev = float(new_stats.log_evidence)
-        kl = new_log_ev + float(model.log_prior(new_params)) - elbo_m
+        kl = gap_after_m(model, new_log_ev, float(model.log_prior(new_params)), elbo_m,
+                         new_elbo_e)
         rows.append(
             dict(
                 elbo_after_e=elbo_e / scale,

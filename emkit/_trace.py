@@ -37,7 +37,9 @@ class Trace:
         ``log p(X | theta_t)`` per sample; NaN where it is intractable (LDA).
     kl : ndarray of shape (n_iter + 1,)
         ``KL(Q_t || p(Z | X, theta_{t+1}))`` per sample: the gap left after M-step ``t``, which
-        the next E-step closes. NaN in the last row, and where the evidence is intractable.
+        the next E-step closes. NaN in the last row, and where the evidence is intractable;
+        for variational Bayes (BayesianGaussianMixture: intractable evidence, exact Q(Z)
+        updates) the part of the gap the E-step closes, ``KL(Q_t(Z) || Q_{t+1}(Z))``.
     seconds : ndarray of shape (n_iter + 1,)
         Wall-clock seconds since the start of this run when row ``t`` was complete.
     n_iter : int

@@ -14,7 +14,10 @@ __all__ = [
     "check_sample_weight",
     "check_weights",
     "check_means",
+    "check_mean_prior",
     "check_precisions",
+    "check_positive",
+    "check_covariance_prior",
     "check_int",
     "check_real",
     "check_choice",
@@ -131,17 +134,26 @@ def check_weights(weights, n_components):
     return weights
 
 
+def _checked_array(value, shape, name):
+    """``value`` as a float64 copy of ``shape`` with finite entries, else a ValueError."""
+    arr = np.array(value, dtype=np.float64, copy=True)
+    if arr.shape != shape:
+        raise ValueError(
+            f"The parameter {name} should have the shape of {shape}, but got {arr.shape}."
+        )
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"The parameter {name} contains NaN or infinity.")
+    return arr
+
+
 def check_means(means, n_components, n_features):
     """Check user-provided initial means: shape (K, D), finite."""
-    means = np.array(means, dtype=np.float64, copy=True)
-    if means.shape != (n_components, n_features):
-        raise ValueError(
-            f"The parameter 'means' should have the shape of ({n_components}, {n_features}), "
-            f"but got {means.shape}."
-        )
-    if not np.all(np.isfinite(means)):
-        raise ValueError("The parameter 'means' contains NaN or infinity.")
-    return means
+    return _checked_array(means, (n_components, n_features), "'means'")
+
+
+def check_mean_prior(mean_prior, n_features):
+    """Check a user prior mean: shape (D,), finite."""
+    return _checked_array(mean_prior, (n_features,), "'mean_prior'")
 
 
 _PRECISION_SHAPES = {
@@ -167,14 +179,43 @@ def check_precisions(precisions, covariance_type, n_components, n_features):
         if np.any(precisions <= 0):
             raise ValueError(f"'{covariance_type} precision' should be positive.")
         return precisions
-    mats = precisions[None] if covariance_type == "tied" else precisions
-    for k, p in enumerate(mats):
-        where = "" if covariance_type == "tied" else f" (component {k})"
-        if not np.allclose(p, p.T):
-            raise ValueError(f"'{covariance_type} precision'{where} should be symmetric.")
-        if np.any(np.linalg.eigvalsh(p) <= 0.0):
-            raise ValueError(f"'{covariance_type} precision'{where} should be positive-definite.")
+    _check_spd(precisions[None] if covariance_type == "tied" else precisions,
+               f"'{covariance_type} precision'", per_component=covariance_type == "full")
     return precisions
+
+
+def _check_spd(mats, name, per_component):
+    """Every matrix of ``mats`` symmetric and positive-definite, else a ValueError naming it."""
+    for k, p in enumerate(mats):
+        where = f" (component {k})" if per_component else ""
+        if not np.allclose(p, p.T):
+            raise ValueError(f"{name}{where} should be symmetric.")
+        if np.any(np.linalg.eigvalsh(p) <= 0.0):
+            raise ValueError(f"{name}{where} should be positive-definite.")
+
+
+def check_positive(value, name):
+    """A finite real number > 0 (priors' concentrations and precisions)."""
+    value = check_real(value, name, low=0.0, strict=True)
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}.")
+    return value
+
+
+def check_covariance_prior(prior, covariance_type, n_features):
+    """A user covariance prior: D x D symmetric positive-definite (full, tied), D positive
+    values (diag) or one positive number (spherical)."""
+    name = f"'{covariance_type} covariance_prior'"
+    if covariance_type == "spherical":
+        return check_positive(prior, "covariance_prior")
+    shape = (n_features,) * (2 if covariance_type in ("full", "tied") else 1)
+    prior = _checked_array(prior, shape, name)
+    if covariance_type == "diag":
+        if np.any(prior <= 0):
+            raise ValueError(f"{name} should be positive.")
+        return prior
+    _check_spd(prior[None], name, per_component=False)
+    return prior
 
 
 # ---------------------------------------------------------------------------- dask blocks

@@ -24,7 +24,10 @@ import numpy as np
 
 __all__ = ["main", "build_parser", "read_data"]
 
-MODELS = {"gmm": "GaussianMixture", "bmm": "BernoulliMixture", "lda": "LatentDirichletAllocation"}
+MODELS = {"gmm": "GaussianMixture", "bgmm": "BayesianGaussianMixture", "bmm": "BernoulliMixture",
+          "lda": "LatentDirichletAllocation"}
+#: the models with a covariance_type
+GAUSSIAN = ("gmm", "bgmm")
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 DATA_SUFFIXES = (".csv", ".npy", ".npz", ".mtx", ".txt")
 
@@ -225,10 +228,10 @@ def _estimator(args, **extra):
     params = dict(n_components=args.n_components, random_state=args.seed, **extra)
     if args.max_iter is not None:
         params["max_iter"] = args.max_iter
-    if args.model == "gmm":
+    if args.model in GAUSSIAN:
         params["covariance_type"] = args.covariance_type or "full"
     elif args.covariance_type:
-        raise CLIError(f"--covariance-type is for --model gmm, not {args.model}")
+        raise CLIError(f"--covariance-type is for --model gmm or bgmm, not {args.model}")
     if args.n_init is not None:
         if args.model == "lda":
             raise CLIError("--n-init is for --model gmm or bmm (lda starts once)")
@@ -327,8 +330,9 @@ def _cmd_predict(args) -> int:
 def _cmd_select(args) -> int:
     import emkit
 
-    if args.model == "lda":
-        raise CLIError("select compares mixtures by BIC/AIC/ICL: use --model gmm or bmm")
+    if args.model in ("lda", "bgmm"):
+        raise CLIError("select compares mixtures by BIC/AIC/ICL: use --model gmm or bmm "
+                       "(bgmm switches components off itself: fit it with a large -k)")
     _check_out(args.plot, (".png", ".pdf", ".svg"), "--plot")
     if args.covariance_type and args.model != "gmm":
         raise CLIError(f"--covariance-type is for --model gmm, not {args.model}")
@@ -402,7 +406,8 @@ def _cmd_bench(args) -> int:
 # ---------------------------------------------------------------------------- parser
 def _model_options(p, *, k_type, k_help):
     p.add_argument("--model", required=True, choices=sorted(MODELS),
-                   help="gmm: GaussianMixture, bmm: BernoulliMixture, "
+                   help="gmm: GaussianMixture, bgmm: BayesianGaussianMixture, "
+                        "bmm: BernoulliMixture, "
                         "lda: LatentDirichletAllocation")
     p.add_argument("-k", "--n-components", required=True, type=k_type, help=k_help)
     p.add_argument("data", metavar="DATA", help="data file: " + ", ".join(DATA_SUFFIXES))
@@ -428,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     fit = sub.add_parser("fit", help="fit a model to a data file")
     _model_options(fit, k_type=_positive_int, k_help="number of components / topics")
-    fit.add_argument("--covariance-type", choices=COVARIANCE_TYPES, help="gmm (default full)")
+    fit.add_argument("--covariance-type", choices=COVARIANCE_TYPES, help="gmm, bgmm (default full)")
     fit.add_argument("--out", metavar="MODEL.npz", help="write the model (emkit.save)")
     fit.add_argument("--trace", metavar="TRACE.csv", help="write the kept run's trace")
     fit.add_argument("--plot", metavar="TRACE.png", help="draw the ELBO of every init")

@@ -243,7 +243,7 @@ def plot_gmm(model, X, ax=None, features=(0, 1), *, feature_names=None):
 
     Parameters
     ----------
-    model : fitted GaussianMixture
+    model : fitted GaussianMixture or BayesianGaussianMixture
     X : array-like of shape (n_samples, n_features)
     ax : matplotlib Axes, optional
     features : pair of int, default=(0, 1)
@@ -278,7 +278,7 @@ def plot_gmm(model, X, ax=None, features=(0, 1), *, feature_names=None):
     names = feature_names or [f"feature {i}" for i in range(X.shape[1])]
     ax.set_xlabel(names[f[0]])
     ax.set_ylabel(names[f[1]])
-    ax.set_title(f"GaussianMixture, {model.covariance_type} covariances")
+    ax.set_title(f"{type(model).__name__}, {model.covariance_type} covariances")
     ax.legend(loc="best", fontsize="small")
     ax.autoscale_view()
     return ax

@@ -151,6 +151,20 @@ def test_bmm_on_npy_and_bench_in_process(data, capsys):
     assert "GaussianMixture" in out and "LatentDirichletAllocation" in out and "x " in out
 
 
+def test_bgmm_fit_and_predict_in_process(data, capsys):
+    from emkit.cli import main
+
+    d, X, _, _ = data
+    assert main(["fit", "--model", "bgmm", "-k", "4", str(d / "x.csv"), "--covariance-type",
+                 "diag", "--out", str(d / "v.npz")]) == 0
+    assert "BayesianGaussianMixture K=4" in capsys.readouterr().out
+    assert main(["predict", str(d / "v.npz"), str(d / "x.csv")]) == 0
+    vb = emkit.load(d / "v.npz")
+    assert isinstance(vb, emkit.BayesianGaussianMixture) and vb.covariance_type == "diag"
+    np.testing.assert_array_equal(np.array(capsys.readouterr().out.split(), dtype=int),
+                                  vb.predict(X))
+
+
 def test_select_prints_the_table_and_demo_writes_its_pictures(data, tmp_path):
     d, X, _, _ = data
     select = ("select", "--model", "gmm", "-k", "1-3", str(d / "x.csv"),
@@ -209,6 +223,7 @@ BAD = [
     ("select", "--model", "gmm", "-k", "9-1", "x.csv"),             # empty range
     ("select", "--model", "gmm", "-k", "1-3", "x.csv", "--covariance-type", "full,oval"),
     ("select", "--model", "lda", "-k", "1-3", "counts.npz"),
+    ("select", "--model", "bgmm", "-k", "1-3", "x.csv"),            # no BIC for VB
     ("frobnicate",),
     ("--max-iter", "-3"),
 ]

@@ -15,6 +15,7 @@ da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
 
 from emkit import (  # noqa: E402
+    BayesianGaussianMixture,
     BernoulliMixture,
     GaussianMixture,
     LatentDirichletAllocation,
@@ -223,6 +224,10 @@ def test_chunked_statistics_equal_batch_for_every_model():
         params = GaussianParams(wi, m, precision_cholesky_from_precisions(p, ct), ct)
         check(GaussianModel(ct, center=X.mean(0)), params, X,
               ["nk", "sx", "sxx", "log_evidence", "entropy", "total_weight"])
+    for ct in COV_TYPES:  # variational Bayes: Q(theta) from a fit's M-step
+        vb = quiet_fit(BayesianGaussianMixture(n_components=2, covariance_type=ct,
+                                               max_iter=2, random_state=0), X)
+        check(vb._model_, vb._params_, X, ["nk", "sx", "sxx", "entropy", "total_weight"])
     B = (X > 0).astype(np.float64)
     check(BernoulliModel(alpha=1.0), BernoulliParams(np.array([0.4, 0.6]),
                                                      np.full((2, 3), 0.3) + [[0], [0.4]]),

@@ -2,9 +2,20 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from emkit import GaussianMixture
+from emkit import BayesianGaussianMixture, GaussianMixture
 
 
-@parametrize_with_checks([GaussianMixture(), GaussianMixture(covariance_type="diag", n_init=2)])
+@parametrize_with_checks(
+    [
+        GaussianMixture(),
+        GaussianMixture(covariance_type="diag", n_init=2),
+        BayesianGaussianMixture(),
+        BayesianGaussianMixture(
+            covariance_type="tied", n_init=2,
+            weight_concentration_prior_type="dirichlet_distribution",
+        ),
+        BayesianGaussianMixture(covariance_type="spherical", init_params="random"),
+    ]
+)
 def test_sklearn_compatible(estimator, check):
     check(estimator)

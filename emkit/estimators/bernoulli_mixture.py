@@ -7,7 +7,7 @@ from functools import partial
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.utils import ClassifierTags, check_array, check_random_state
+from sklearn.utils import ClassifierTags, check_array
 from sklearn.utils.validation import check_is_fitted
 
 from .._base import INIT_PARAMS, BaseEMMixture, as_resp, initial_assignments
@@ -399,15 +399,7 @@ class BernoulliMixture(BaseEMMixture):
         y : ndarray of shape (n_samples,)
             Component labels.
         """
-        check_is_fitted(self)
-        if n_samples < 1:
-            raise ValueError(
-                f"Invalid value for 'n_samples': {n_samples}. The sampling requires at least "
-                "one sample."
-            )
-        rng = check_random_state(self.random_state)
-        weights = self.weights_.astype(np.float64)
-        counts = rng.multinomial(n_samples, weights / weights.sum())
+        counts, rng = self._sample_counts(n_samples, normalise=True)
         y = np.concatenate([np.full(s, j, dtype=int) for j, s in enumerate(counts)])
         X = (rng.uniform(size=(n_samples, self.means_.shape[1])) < self.means_[y]).astype(
             self.means_.dtype

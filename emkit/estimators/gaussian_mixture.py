@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
-from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted
-
-from .._base import INIT_PARAMS, BaseEMMixture, initial_assignments
-from .._validation import (
-    check_choice,
-    check_means,
-    check_precisions,
-    check_real,
-    check_weights,
-)
-from ..models.gaussian import (
-    COVARIANCE_TYPES,
-    GaussianModel,
-    GaussianParams,
-    center_and_spread,
-    precision_cholesky_from_precisions,
-)
+from .._base import initial_assignments
+from .._validation import check_means, check_precisions, check_weights
+from ..models.gaussian import GaussianModel, GaussianParams, precision_cholesky_from_precisions
+from ._gaussian_common import GaussianMixtureBase
 
 __all__ = ["GaussianMixture"]
 
-class GaussianMixture(BaseEMMixture):
+class GaussianMixture(GaussianMixtureBase):
     """Gaussian mixture fitted by EM, with a visible ELBO trace and fast blocked kernels.
 
     Same constructor, attributes and methods as ``sklearn.mixture.GaussianMixture``; beyond it:
@@ -146,11 +131,7 @@ class GaussianMixture(BaseEMMixture):
 
     # ---------------------------------------------------------------- hooks
     def _check_hyperparameters(self, X):
-        check_choice(self.covariance_type, "covariance_type", COVARIANCE_TYPES)
-        check_choice(self.init_params, "init_params", INIT_PARAMS)
-        check_real(self.reg_covar, "reg_covar", low=0.0)
-        if not np.isfinite(self.reg_covar):
-            raise ValueError(f"reg_covar must be finite, got {self.reg_covar!r}.")
+        self._check_gaussian_config()
         k, d = self.n_components, X.shape[1]
         self._weights_init = None if self.weights_init is None else check_weights(
             self.weights_init, k
@@ -160,23 +141,8 @@ class GaussianMixture(BaseEMMixture):
             self.precisions_init, self.covariance_type, k, d
         )
 
-    def _check_continuation(self, how):
-        super()._check_continuation(how)
-        if self._params_.covariance_type != self.covariance_type:
-            raise ValueError(
-                f"{how}: covariance_type is {self.covariance_type!r} but the fitted "
-                f"model has {self._params_.covariance_type!r}; refit with warm_start=False."
-            )
-
     def _make_model(self, X, sample_weight=None):
-        center, spread = center_and_spread(X, sample_weight)
-        return GaussianModel(
-            covariance_type=self.covariance_type,
-            reg_covar=float(self.reg_covar),
-            center=center,
-            spread=spread,
-            dtype=np.dtype(X.dtype),
-        )
+        return GaussianModel(**self._kernel_config(X, sample_weight))
 
     def _init_needs_data(self) -> bool:
         return not (
@@ -212,53 +178,3 @@ class GaussianMixture(BaseEMMixture):
         self.covariances_ = params.get_covariances().astype(dtype)
         self.precisions_cholesky_ = params.precisions_cholesky.astype(dtype)
         self.precisions_ = params.precisions().astype(dtype)
-
-    def _n_parameters(self) -> int:
-        check_is_fitted(self)
-        k, d = self.means_.shape
-        covariance_type = self._params_.covariance_type
-        cov = {
-            "full": k * d * (d + 1) / 2.0,
-            "diag": k * d,
-            "tied": d * (d + 1) / 2.0,
-            "spherical": k,
-        }[covariance_type]
-        return int(cov + k * d + k - 1)
-
-    # ---------------------------------------------------------------- extras
-    def sample(self, n_samples=1):
-        """Draw samples from the fitted mixture.
-
-        Returns
-        -------
-        X : ndarray of shape (n_samples, n_features)
-        y : ndarray of shape (n_samples,)
-            Component labels.
-        """
-        check_is_fitted(self)
-        if n_samples < 1:
-            raise ValueError(
-                f"Invalid value for 'n_samples': {n_samples}. The sampling requires at least "
-                "one sample."
-            )
-        _, d = self.means_.shape
-        rng = check_random_state(self.random_state)
-        counts = rng.multinomial(n_samples, self.weights_.astype(np.float64))
-        ct = self._params_.covariance_type
-        if ct == "full":
-            X = np.vstack([
-                rng.multivariate_normal(m, c, int(s))
-                for m, c, s in zip(self.means_, self.covariances_, counts, strict=True)
-            ])
-        elif ct == "tied":
-            X = np.vstack([
-                rng.multivariate_normal(m, self.covariances_, int(s))
-                for m, s in zip(self.means_, counts, strict=True)
-            ])
-        else:
-            X = np.vstack([
-                m + rng.standard_normal(size=(s, d)) * np.sqrt(c)
-                for m, c, s in zip(self.means_, self.covariances_, counts, strict=True)
-            ])
-        y = np.concatenate([np.full(s, j, dtype=int) for j, s in enumerate(counts)])
-        return X.astype(self.means_.dtype, copy=False), y

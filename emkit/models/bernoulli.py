@@ -21,14 +21,14 @@ from scipy.special import betaln
 
 from ..kernels import bernoulli as kern
 from ..kernels._parallel import map_row_blocks
-from ._common import floored_log
+from ._common import ComponentShape, floored_log
 
 __all__ = ["BernoulliParams", "BernoulliStats", "BernoulliModel", "log_means"]
 
 
 
 @dataclass(frozen=True, eq=False)
-class BernoulliParams:
+class BernoulliParams(ComponentShape):
     """Parameters of a Bernoulli mixture, float64: ``weights`` (K,), ``means`` (K, D) in [0, 1]."""
 
     weights: np.ndarray
@@ -44,14 +44,6 @@ class BernoulliParams:
         if "logs" not in self._logs:
             self._logs["logs"] = log_means(self.means)
         return self._logs["logs"]
-
-    @property
-    def n_components(self) -> int:
-        return self.means.shape[0]
-
-    @property
-    def n_features(self) -> int:
-        return self.means.shape[1]
 
     def log_weights(self) -> np.ndarray:
         return floored_log(self.weights)

@@ -38,6 +38,7 @@ from scipy.special import gammaln, polygamma, psi
 
 from ..kernels import lda as kern
 from ..kernels._parallel import map_row_blocks
+from ._common import ComponentShape
 
 __all__ = ["Corpus", "DocState", "LDAParams", "LDAStats", "LDAModel", "dirichlet_expectation",
            "optimize_dirichlet_prior"]
@@ -148,13 +149,15 @@ def _gamma_of(state):
 
 # ---------------------------------------------------------------------------- params, stats
 @dataclass(frozen=True, eq=False)
-class LDAParams:
+class LDAParams(ComponentShape):
     """Topic-side factors: ``q(beta_k) = Dir(lambda_k)``, the Dirichlet priors ``alpha``, ``eta``.
 
     ``lambda_`` (K x V) and ``alpha`` (K,) are float64; ``eta`` is the symmetric topic-word
     prior. ``elog_beta`` (``E[log beta]``) and ``topic_bound`` (the topic terms of the ELBO,
     ``sum_k E log Dir(beta_k | eta) - E log Dir(beta_k | lambda_k)``) are derived once here.
     """
+
+    _by = "lambda_"  # n_components, n_features: K x V
 
     lambda_: np.ndarray
     alpha: np.ndarray
@@ -180,14 +183,6 @@ class LDAParams:
                            - gammaln(n_words * eta + np.sum(lam - eta, axis=1))))
         )
         object.__setattr__(self, "topic_bound", bound)
-
-    @property
-    def n_components(self) -> int:
-        return self.lambda_.shape[0]
-
-    @property
-    def n_features(self) -> int:
-        return self.lambda_.shape[1]
 
     def exp_elog_beta_t(self, dtype) -> np.ndarray:
         """``exp(E[log beta])^T``, V x K, C-contiguous, in ``dtype`` (the kernels' layout)."""

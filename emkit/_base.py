@@ -15,7 +15,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
-from ._dask import is_dask_collection
+from ._dask import em_model, is_dask_collection, on_dask
 from ._em import (
     CHECK_MONOTONIC,
     IterationInfo,
@@ -246,7 +246,8 @@ class BaseEMMixture(DensityMixin, BaseEstimator):
     def _fit(self, X, sample_weight):
         self._check_common()
         if is_dask_collection(X) or is_dask_collection(sample_weight):
-            X, sw = self._validate_dask_fit(X, sample_weight), None
+            warm = bool(self.warm_start) and hasattr(self, "_params_")
+            X, sw = self._validate_dask_fit(X, sample_weight, reset=not warm), None
             n_positive = X.n_positive_weights
         else:
             X = self._validate_fit_X(X)
@@ -275,28 +276,20 @@ class BaseEMMixture(DensityMixin, BaseEstimator):
             )
         return self._finish_fit(X, model, best, traces)
 
-    def _validate_dask_fit(self, X, sample_weight):
+    def _validate_dask_fit(self, X, sample_weight, *, reset, dtype=None):
         """Rows of a dask array, checked block by block where they live (one pass).
 
         The estimator's :meth:`_block_converter` validates and converts every block on the
         workers, in this pass and in every E-step; bad data raise there and reach the caller
         as the same ValueError as for in-memory input.
         """
-        from ._dask import DaskRows, check_features
+        from ._dask import validated_rows
 
-        rows = DaskRows(X, sample_weight)
-        n = rows.shape[0]
-        warm = bool(self.warm_start) and hasattr(self, "_params_")
-        check_features(self, rows, reset=not warm)
-        if n < max(2, self.n_components):
-            raise ValueError(
-                f"Expected n_samples >= max(2, n_components) but got n_components = "
-                f"{self.n_components}, n_samples = {n}."
-            )
-        dtype = fit_dtype(rows.dtype)
-        rows = rows.with_convert(self._block_converter(dtype), dtype)
-        summary = rows.map_reduce(block_summary, name="emkit-check")
-        rows.n_positive_weights = None if rows.w is None else int(summary[1])
+        rows, totals = validated_rows(
+            self, X, sample_weight, reset=reset, converter=self._block_converter,
+            summary=block_summary, dtype=dtype, min_rows=max(2, self.n_components) if reset else 1,
+        )
+        rows.n_positive_weights = None if rows.w is None else int(totals[1])
         return rows
 
     def _block_converter(self, dtype):
@@ -317,23 +310,19 @@ class BaseEMMixture(DensityMixin, BaseEstimator):
         """
         n, d = X.shape
         m = init_sample_size(n, d, np.dtype(X.dtype).itemsize, self.n_components)
-        if m >= n and not hasattr(X, "map_reduce"):
+        if m >= n and not on_dask(X):
             return X, sample_weight
         if m >= n:
             idx = np.arange(n)
         else:
             idx = np.unique(random_state.randint(0, n, size=m))
-        if hasattr(X, "map_reduce"):
+        if on_dask(X):
             return X.take(idx)
         return X[idx], None if sample_weight is None else sample_weight[idx]
 
     def _run_inits(self, model, X, sw, n_init, do_init, random_state, printer, callback, rtol):
         """Run EM from every initialisation; return the best result and all traces."""
-        em_model, em_X, em_w = model, X, sw
-        if hasattr(X, "map_reduce"):
-            from ._dask import DaskModel
-
-            em_model, em_X, em_w = DaskModel(model, X), None, None
+        em = em_model(model, X)
         best, traces = None, []
         for init in range(n_init):
             printer.begin_init(init)
@@ -346,7 +335,7 @@ class BaseEMMixture(DensityMixin, BaseEstimator):
             else:
                 params = self._params_
             result = run_em(
-                em_model, em_X, em_w, params, max_iter=self.max_iter, tol=self.tol,
+                em, X, sw, params, max_iter=self.max_iter, tol=self.tol,
                 check_monotonic=self.check_monotonic, rtol=rtol, callback=callback, init=init,
             )
             printer.end_init(result.lower_bound, result.converged)
@@ -442,23 +431,34 @@ class BaseEMMixture(DensityMixin, BaseEstimator):
         self._check_common()
         decay, offset = float(self.learning_decay), float(self.learning_offset)
         first = not hasattr(self, "_params_")
-        X = self._validate_fit_X(X) if first else self._validate_step_X(X)
-        sw = check_sample_weight(sample_weight, X)
+        if is_dask_collection(X) or is_dask_collection(sample_weight):
+            # a mini-batch on dask: its E-steps run where its blocks live
+            X = self._validate_dask_fit(
+                X, sample_weight, reset=first, dtype=None if first else self._model_.dtype
+            )
+            sw, n_positive = None, X.n_positive_weights
+        else:
+            X = self._validate_fit_X(X) if first else self._validate_step_X(X)
+            sw = check_sample_weight(sample_weight, X)
+            n_positive = None if sw is None else np.count_nonzero(sw)
         self._check_hyperparameters(X)
         if first:
-            self._check_positive_weights(None if sw is None else np.count_nonzero(sw))
+            self._check_positive_weights(n_positive)
         else:
             self._check_continuation("partial_fit")
         # later steps keep the model (configuration, dtype, reference point) of the first
         # call or of the fit: no pass over the mini-batch to set it up again
         model = self._make_model(X, sw) if first else self._model_
         with blas_single_thread():
+            step = em_model(model, X)
             if first:
                 random_state = check_random_state(self.random_state)
-                params = self._initial_params(model, X, sw, random_state)
+                Xi, wi = self._init_rows(X, sw, random_state)
+                params = self._initial_params(model, Xi, wi, random_state)
+                del Xi, wi
             else:
                 params = self._params_
-            batch, _ = model.e_step(params, X, sw, None)
+            batch, _ = step.e_step(params, X, sw, None)
             weight = float(batch.total_weight)
             seen = weight + (0.0 if first else self.n_samples_seen_)
             scale = seen / weight
@@ -467,7 +467,7 @@ class BaseEMMixture(DensityMixin, BaseEstimator):
             new_params, running = stepwise_update(
                 model, running, batch, scale, t=t, offset=offset, decay=decay
             )
-            after, _ = model.e_step(new_params, X, sw, None)
+            after, _ = step.e_step(new_params, X, sw, None)
         # the bounds of the mini-batch standing for the stream (prior against seen), per unit
         scaled, unit = batch * scale, max(seen, 1e-300)
         elbo_m = float(model.elbo(new_params, scaled))
@@ -554,8 +554,10 @@ class BaseEMMixture(DensityMixin, BaseEstimator):
         from ._dask import lazy_rows
 
         check_is_fitted(self)
-        out_dtype = self._params_dtype() if dtype is None else dtype
-        return lazy_rows(method, X, n_columns=n_columns, dtype=out_dtype)
+        if dtype is None:  # what the blocks compute in: float32 only if X and the fit are
+            x_dtype = X.dtype if hasattr(X, "dtype") else np.result_type(*X.dtypes)
+            dtype = np.result_type(fit_dtype(x_dtype), self._params_dtype())
+        return lazy_rows(method, X, n_columns=n_columns, dtype=dtype)
 
     def _sample_counts(self, n_samples, normalise=False):
         """``sample``'s start: how many of ``n_samples`` draws come from each component (with

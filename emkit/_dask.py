@@ -22,7 +22,7 @@ from functools import partial
 import numpy as np
 
 __all__ = ["is_dask_collection", "DaskRows", "DaskModel", "lazy_rows", "weighted_mean",
-           "check_features", "E_STEP_PREFIX"]
+           "check_features", "validated_rows", "em_model", "on_dask", "E_STEP_PREFIX"]
 
 #: key prefix of the E-step tasks (one per block per iteration), for counting on a scheduler
 E_STEP_PREFIX = "emkit-e-step"
@@ -232,9 +232,16 @@ class DaskRows:
         self.feature_names = None
         if columns is not None and len(columns) and all(isinstance(c, str) for c in columns):
             self.feature_names = np.asarray(columns, dtype=object)
+        if not is_dask_collection(X) and is_dask_collection(sample_weight):
+            # in-memory rows with weights on dask: cut the rows as the weights are cut
+            wchunks = _as_dask_array(sample_weight, "sample_weight").chunks[0]
+            X = da.from_array(X, chunks=(wchunks, -1), asarray=not hasattr(X, "tocsr"))
         X = _as_dask_array(X)
         if chunk_rows is not None:
             X = X.rechunk({0: int(chunk_rows)})
+        if 0 in X.chunks[0] and X.shape[0] > 0:
+            # empty blocks (a boolean filter leaves them) carry nothing: drop them
+            X = X.rechunk({0: tuple(c for c in X.chunks[0] if c > 0)})
         if X.ndim != 2:
             raise ValueError(f"Expected a 2-D dask array, got {X.ndim} dimension(s).")
         if X.numblocks[1] != 1:
@@ -407,25 +414,51 @@ class DaskModel:
     def e_step(self, params, X=None, sample_weight=None, state=None):
         return self.rows.e_step(self.model, params, state, blocks=self.blocks)
 
-    def m_step(self, stats):
-        return self.model.m_step(stats)
+    def __getattr__(self, name):
+        # everything but the E-step is the model's (M-step, bound, objective, priors, ...)
+        if name in ("model", "rows", "blocks"):
+            raise AttributeError(name)
+        return getattr(self.model, name)
 
-    def elbo(self, params, stats):
-        return self.model.elbo(params, stats)
 
-    def objective(self, params, stats):
-        return self.model.objective(params, stats)
+def on_dask(X) -> bool:
+    """Whether ``X`` is the rows of a dask array (:class:`DaskRows`)."""
+    return isinstance(X, DaskRows)
 
-    def log_prior(self, params):
-        return self.model.log_prior(params)
 
-    @property
-    def exact_q_z(self) -> bool:
-        return bool(getattr(self.model, "exact_q_z", False))
+def em_model(model, X):
+    """The model the driver runs on ``X``: the E-step on its dask blocks when it has them."""
+    return DaskModel(model, X) if on_dask(X) else model
 
-    def roundoff_scale(self, params, stats):
-        fn = getattr(self.model, "roundoff_scale", None)
-        return 0.0 if fn is None else fn(params, stats)
+
+def validated_rows(estimator, X, sample_weight, *, reset, converter, summary, dtype=None,
+                   chunk_rows=None, min_rows=1):
+    """The rows of a dask input, validated block by block where they live (one pass).
+
+    Checks the columns as ``validate_data`` does (:func:`check_features`) and the number of
+    rows, then sees every block through ``converter(dtype)`` (the estimator's per-block
+    validation and conversion; ``dtype`` defaults to the fit dtype of X's) and sums
+    ``summary(block, weights)`` over the blocks, which raises on bad data as the in-memory
+    checks do. Returns ``(rows, totals)``.
+    """
+    from ._validation import fit_dtype
+
+    rows = DaskRows(X, sample_weight, chunk_rows=chunk_rows)
+    check_features(estimator, rows, reset=reset)
+    n = rows.shape[0]
+    if n < min_rows:
+        raise ValueError(
+            f"Found array with {n} sample(s) while a minimum of {min_rows} is required."
+        )
+    dtype = fit_dtype(rows.dtype) if dtype is None else np.dtype(dtype)
+    rows = rows.with_convert(converter(dtype), dtype)
+    return rows, rows.map_reduce(summary, name="emkit-check")
+
+
+def _rows_or_empty(method, n_columns, dtype, Xb):
+    if Xb.shape[0] == 0:
+        return np.empty((0,) if n_columns is None else (0, n_columns), dtype=dtype)
+    return method(Xb)
 
 
 def lazy_rows(method, X, *, n_columns=None, dtype=np.float64):
@@ -441,6 +474,7 @@ def lazy_rows(method, X, *, n_columns=None, dtype=np.float64):
     name = f"emkit-{getattr(method, '__name__', 'apply')}-{uuid.uuid4().hex[:12]}"
     if columns is not None:  # a dataframe's blocks keep their column names
         method = partial(_framed, method, list(columns))
+    method = partial(_rows_or_empty, method, n_columns, np.dtype(dtype))
     if n_columns is None:
         return X.map_blocks(method, drop_axis=1, dtype=dtype, name=name,
                             meta=np.empty((0,), dtype=dtype))

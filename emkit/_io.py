@@ -54,9 +54,12 @@ def _value_class(qualname: str):
         return None
     mod = sys.modules.get(module)  # never imports: only modules emkit itself loaded
     cls = getattr(mod, name, None) if mod is not None else None
-    if isinstance(cls, type) and dataclasses.is_dataclass(cls):
-        return cls
-    return None
+    if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+        return None
+    # defined in that emkit module (not a class it imported), and a value: frozen, or Trace
+    if cls.__module__ != module or not (cls.__dataclass_params__.frozen or name == "Trace"):
+        return None
+    return cls
 
 
 # ---------------------------------------------------------------------------- encoding
@@ -197,6 +200,13 @@ def save(model, path: str | PathLike) -> None:
 
 def _read(path):
     try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except IsADirectoryError:
+        raise _bad("it is a directory") from None
+    if head[:2] != b"PK":  # every .npz is a zip archive
+        raise _bad("it is not an .npz archive")
+    try:
         npz = np.load(path, allow_pickle=False)
         if not hasattr(npz, "files"):
             raise _bad("a single .npy array, not an .npz archive")
@@ -220,8 +230,8 @@ def _read(path):
         raise _bad("it has no emkit metadata (an .npz written by something else?)")
     try:
         meta = json.loads(str(meta[()]))
-    except json.JSONDecodeError as exc:
-        raise _bad(f"damaged metadata ({exc})") from None
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise _bad(f"damaged metadata ({type(exc).__name__})") from None
     if not isinstance(meta, dict) or meta.get("format") != _MAGIC:
         raise _bad("it has no emkit metadata (an .npz written by something else?)")
     return meta, arrays
@@ -265,10 +275,10 @@ def load(path: str | PathLike):
     try:
         params = {str(k): dec(v) for k, v in dict(meta.get("params", {})).items()}
         state = {str(k): dec(v) for k, v in dict(meta.get("state", {})).items()}
-    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+    except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as exc:
         if isinstance(exc, ValueError) and str(exc).startswith("not a readable"):
             raise
-        raise _bad(f"damaged metadata ({exc})") from None
+        raise _bad(f"damaged metadata ({type(exc).__name__}: {exc})") from None
     known = cls().get_params(deep=False)
     unknown = sorted(set(params) - set(known))
     if unknown:
@@ -276,7 +286,11 @@ def load(path: str | PathLike):
                    "(written by another emkit version?)")
     model = cls(**params)
     for key, value in state.items():
-        if not key.isidentifier() or key.startswith("__") or key in known:
+        # fitted state only: fitted ("name_") or private ("_name") attributes that the class
+        # does not define itself (a file cannot replace a method or a property)
+        if (not key.isidentifier() or key.startswith("__")
+                or not (key.endswith("_") or key.startswith("_"))
+                or key in known or hasattr(cls, key)):
             raise _bad(f"unexpected attribute {key!r}")
         setattr(model, key, value)
     return model

@@ -101,11 +101,18 @@ def _first_line(exc) -> str:
 def _read_csv(path):
     with open(path, encoding="utf-8") as fh:
         first = fh.readline()
-    try:
-        [float(v) for v in first.split(",")]
-        skip = 0
-    except ValueError:
-        skip = 1  # a header row
+    def numeric(field):
+        field = field.strip()
+        if not field:
+            return True  # an empty field is a missing value, not a column name
+        try:
+            float(field)
+        except ValueError:
+            return False
+        return True
+
+    # a header row has a field that is neither a number nor empty
+    skip = 0 if all(numeric(v) for v in first.split(",")) else 1
     X = np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2, dtype=np.float64)
     return X
 
@@ -482,7 +489,7 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
-    except (CLIError, ValueError, OSError) as exc:
+    except (CLIError, ValueError, TypeError, OSError) as exc:
         print(f"emkit: error: {_first_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -352,3 +352,71 @@ def test_cluster_lda_survives_a_killed_worker(client):
     assert killed
     np.testing.assert_allclose(b.components_, a.components_, rtol=1e-9)
     client.wait_for_workers(2, timeout=60)
+
+
+# ----------------------------------------------------------------------------- edges
+def test_empty_blocks_from_a_boolean_filter():
+    X, _ = blobs(n=400, d=3, k=2, seed=14)
+    Xd = da.from_array(X, chunks=100)
+    Xf = Xd[Xd[:, 0] > np.quantile(X[:, 0], 0.3)]  # unknown chunks, some may be empty
+    Xf = da.concatenate([Xf, da.zeros((0, 3), chunks=((0,), (3,)))])  # an empty block for sure
+    kept = X[X[:, 0] > np.quantile(X[:, 0], 0.3)]
+    kw = dict(max_iter=5, tol=0.0, **gmm_init(2, 3, "full"))
+    a = quiet_fit(GaussianMixture(2, **kw), kept)
+    b = quiet_fit(GaussianMixture(2, **kw), Xf)
+    assert_same_gmm(a, b)
+    Xe = da.concatenate([da.from_array(kept, chunks=100), da.zeros((0, 3), chunks=((0,), (3,)))])
+    np.testing.assert_array_equal(b.predict(Xe).compute(), a.predict(kept))
+    assert b.score(Xe) == pytest.approx(a.score(kept), rel=1e-12)
+    C = corpus(n=200)
+    Cd = da.concatenate([da.from_array(C, chunks=(100, -1), asarray=False),
+                         da.from_array(C[:0], chunks=((0,), (C.shape[1],)), asarray=False)])
+    lda = quiet_fit(LatentDirichletAllocation(3, random_state=0, max_iter=3), Cd)
+    ref = quiet_fit(LatentDirichletAllocation(3, random_state=0, max_iter=3), C)
+    np.testing.assert_allclose(lda.components_, ref.components_, rtol=1e-9)
+
+
+def test_in_memory_rows_with_dask_weights():
+    X, _ = blobs(n=500, d=2, k=2, seed=15)
+    w = np.random.default_rng(5).uniform(0.5, 1.5, size=500)
+    kw = dict(max_iter=5, tol=0.0, **gmm_init(2, 2, "diag"))
+    a = quiet_fit(GaussianMixture(2, **kw), X, sample_weight=w)
+    b = quiet_fit(GaussianMixture(2, **kw), X, sample_weight=da.from_array(w, chunks=120))
+    assert_same_gmm(a, b)
+
+
+def test_lazy_outputs_declare_the_dtype_they_compute():
+    X, _ = blobs(n=300, d=2, k=2, seed=16)
+    gm = quiet_fit(GaussianMixture(2, random_state=0), X.astype(np.float32))
+    for Xq in (X, X.astype(np.float32)):
+        Xd = da.from_array(Xq, chunks=100)
+        for method in ("predict_proba", "score_samples"):
+            out = getattr(gm, method)(Xd)
+            assert out.dtype == out.compute().dtype, (method, Xq.dtype)
+
+
+@pytest.mark.parametrize("est", ["gmm", "bmm"])
+def test_partial_fit_on_dask_equals_in_memory(est):
+    rng = np.random.default_rng(6)
+    if est == "gmm":
+        X, _ = blobs(n=600, d=2, k=2, seed=17)
+        make = lambda: GaussianMixture(2, random_state=0)  # noqa: E731
+    else:
+        X = (rng.uniform(size=(600, 8)) < 0.3).astype(np.float64)
+        make = lambda: BernoulliMixture(2, random_state=0)  # noqa: E731
+    a, b = make(), make()
+    for part in np.array_split(np.arange(600), 3):
+        a.partial_fit(X[part])
+        b.partial_fit(da.from_array(X[part], chunks=70))
+    np.testing.assert_allclose(b.means_, a.means_, rtol=1e-9)
+    np.testing.assert_allclose(b.trace_.elbo_after_e, a.trace_.elbo_after_e, rtol=1e-9)
+
+
+def test_lda_partial_fit_on_dask_equals_in_memory():
+    X = corpus(n=300)
+    kw = dict(n_components=3, random_state=0, batch_size=64, total_samples=600)
+    a, b = LatentDirichletAllocation(**kw), LatentDirichletAllocation(**kw)
+    for sl in (slice(0, 150), slice(150, 300)):
+        a.partial_fit(X[sl])
+        b.partial_fit(da.from_array(X[sl], chunks=(100, -1), asarray=False))
+    np.testing.assert_allclose(b.components_, a.components_, rtol=1e-9)

@@ -155,6 +155,17 @@ def test_hostile_files_are_value_errors_that_run_no_code(tmp_path):
         {"evil": 1})).name] = "no parameter"
     cases[_rewrite(good, tmp_path / "dunder.npz", lambda m: m["state"].update(
         {"__class__": 1})).name] = "unexpected attribute"
+    cases[_rewrite(good, tmp_path / "method.npz", lambda m: m["state"].update(
+        {"predict": 1})).name] = "unexpected attribute 'predict'"
+    # a dataclass that an emkit module imports from elsewhere is not one of emkit's values
+    cases[_rewrite(good, tmp_path / "foreign_value.npz", lambda m: m["state"].update(
+        {"x_": {"__value__": "emkit.estimators.bernoulli_mixture.ClassifierTags",
+                "fields": {}}})).name] = "unknown value type"
+    deep = tmp_path / "deep.npz"
+    np.savez(deep, __emkit__=np.array("[" * 200_000 + "]" * 200_000))
+    cases[deep.name] = "damaged metadata"
+    (tmp_path / "model.csv").write_text("1,2\n3,4\n")
+    cases["model.csv"] = "not an .npz archive"
     for name, message in cases.items():
         with pytest.raises(ValueError, match=message):
             emkit.load(tmp_path / name)

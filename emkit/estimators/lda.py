@@ -11,54 +11,24 @@ from functools import partial
 import numpy as np
 from joblib import effective_n_jobs
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils import check_array, check_random_state, gen_batches
-from sklearn.utils.validation import check_is_fitted, check_non_negative, validate_data
+from sklearn.utils import check_random_state, gen_batches
+from sklearn.utils.validation import check_is_fitted
 
-from .._dask import is_dask_collection
+from .._dask import em_model, is_dask_collection, on_dask
 from .._em import CHECK_MONOTONIC, IterationInfo, monotonic_rtol, run_em, stepwise_update
 from .._trace import Trace
 from .._validation import (
-    block_summary,
     check_choice,
     check_int,
     check_learning_schedule,
     check_real,
-    check_sample_weight,
-    fit_dtype,
 )
-from ..models.lda import Corpus, LDAModel, LDAStats
+from ..models.lda import LDAModel, LDAStats
+from ._lda_input import DocumentInput
 
 __all__ = ["LatentDirichletAllocation"]
 
 LEARNING_METHODS = ("batch", "online")
-
-
-def _checked_corpus(X, whom) -> Corpus:
-    """Validated CSR counts as a :class:`Corpus`: non-negative, totals that fit the dtype."""
-    check_non_negative(X, whom)
-    corpus = Corpus.from_matrix(X)
-    # the kernels sum a document's counts in its dtype and lambda sums them over documents:
-    # refuse counts that would overflow there rather than fit NaN topics
-    limit = np.finfo(corpus.dtype).max * 1e-6
-    if corpus.n_docs and not float(np.max(corpus.doc_lengths, initial=0.0)) <= limit:
-        raise ValueError(
-            f"{whom}: a document's total count exceeds {limit:.1e}, too large for "
-            f"{corpus.dtype} arithmetic; rescale the counts."
-        )
-    return corpus
-
-
-def _corpus_block(Xb, dtype, whom) -> Corpus:
-    """One block of a dask array, validated and made a :class:`Corpus` where it lives."""
-    Xb = check_array(Xb, accept_sparse="csr", dtype=dtype, ensure_min_samples=0)
-    return _checked_corpus(Xb, whom)
-
-
-def _corpus_summary(corpus, wb):
-    """``[documents, documents with a positive weight, weighted tokens]`` of one block."""
-    w = np.ones(corpus.n_docs) if wb is None else np.asarray(wb, dtype=np.float64)
-    return np.append(block_summary(np.empty((corpus.n_docs, 0)), wb),
-                     float(corpus.doc_lengths @ w))
 
 
 def _perplexity(bound, tokens) -> float:
@@ -73,16 +43,9 @@ def _perplexity(bound, tokens) -> float:
         return float(np.exp(-float(bound) / float(tokens)))
 
 
-def _em_model(model, corpus):
-    """The model the driver runs: the E-step on dask blocks when the documents are there."""
-    if hasattr(corpus, "map_reduce"):
-        from .._dask import DaskModel
-
-        return DaskModel(model, corpus)
-    return model
-
-
-class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class LatentDirichletAllocation(
+    DocumentInput, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+):
     """Latent Dirichlet allocation by mean-field variational EM, with a monotone, visible bound.
 
     Same constructor, attributes and methods as ``sklearn.decomposition.LatentDirichletAllocation``
@@ -276,51 +239,6 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         if self.callback is not None and not callable(self.callback):
             raise ValueError(f"callback must be callable or None, got {self.callback!r}.")
 
-    def _validate_X(self, X, *, reset, whom):
-        """CSR counts in float32/float64 (the fitted dtype after fit); never modifies ``X``.
-
-        Any sparse format is converted to CSR *before* the finiteness check: scikit-learn cannot
-        check DOK or LIL matrices in place (it warns, or lets NaN through) and the kernels
-        would then run on NaN.
-        """
-        dtype = [np.float64, np.float32] if reset else self.components_.dtype
-        X = validate_data(self, X, reset=reset, accept_sparse="csr", dtype=dtype)
-        return _checked_corpus(X, whom)
-
-    def _dask_rows(self, X, sample_weight, *, reset, whom, chunk_rows=None):
-        """The documents of a dask array, checked block by block where they live (one pass).
-
-        Every block is validated and turned into a :class:`~emkit.models.lda.Corpus` on the
-        workers, in this pass and in every E-step; ``chunk_rows`` re-cuts the blocks (online
-        learning: one block per mini-batch).
-        """
-        from .._dask import DaskRows, check_features
-
-        rows = DaskRows(X, sample_weight, chunk_rows=chunk_rows)
-        check_features(self, rows, reset=reset)
-        dtype = fit_dtype(rows.dtype) if reset else self.components_.dtype
-        rows = rows.with_convert(partial(_corpus_block, dtype=dtype, whom=whom), dtype)
-        summary = rows.map_reduce(_corpus_summary, name="emkit-check")
-        if rows.w is not None and summary[1] == 0:
-            raise ValueError(
-                "sample_weight sums to zero: at least one sample needs a positive weight."
-            )
-        rows.tokens = float(summary[2])
-        return rows
-
-    @staticmethod
-    def _check_weights(corpus, sample_weight):
-        sw = check_sample_weight(sample_weight, np.empty((corpus.n_docs, 0), corpus.dtype))
-        if sw is not None:
-            with np.errstate(over="ignore"):
-                total = float(corpus.doc_lengths @ sw.astype(np.float64))
-            if not np.isfinite(total) or total > np.finfo(np.float64).max * 1e-6:
-                raise ValueError(
-                    "The weighted token count (sum of sample_weight times document lengths) "
-                    "overflows float64; rescale sample_weight or the counts."
-                )
-        return sw
-
     def _n_threads(self) -> int:
         return max(1, int(effective_n_jobs(self.n_jobs)))
 
@@ -397,13 +315,8 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         """
         self._check_params()
         whom = "LatentDirichletAllocation.fit"
-        if is_dask_collection(X) or is_dask_collection(sample_weight):
-            chunk = self.batch_size if self.learning_method == "online" else None
-            corpus, sw = self._dask_rows(X, sample_weight, reset=True, whom=whom,
-                                         chunk_rows=chunk), None
-        else:
-            corpus = self._validate_X(X, reset=True, whom=whom)
-            sw = self._check_weights(corpus, sample_weight)
+        chunk = self.batch_size if self.learning_method == "online" else None
+        corpus, sw = self._documents(X, sample_weight, reset=True, whom=whom, chunk_rows=chunk)
         model = self._make_model(corpus.dtype)
         params = self._init(model, corpus.n_features, corpus.dtype)
         if self.learning_method == "batch":
@@ -430,7 +343,7 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
             return stop
 
         result = run_em(
-            _em_model(model, corpus), corpus, sw, params, max_iter=self.max_iter, tol=0.0,
+            em_model(model, corpus), corpus, sw, params, max_iter=self.max_iter, tol=0.0,
             check_monotonic=self.check_monotonic, rtol=monotonic_rtol(corpus.dtype),
             callback=callback, state=None,
         )
@@ -458,24 +371,29 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         self.n_batch_iter_ += 1
         return params, stats, batch_stats
 
+    def _minibatches(self, model, corpus, sw):
+        """``(model, batch, weights)`` per mini-batch of ``batch_size`` documents: on dask, one
+        re-cut block each (its E-step runs where it lives), in memory row slices."""
+        if on_dask(corpus):
+            from .._dask import DaskModel
+
+            return [(DaskModel(model, corpus, (i,)), None, None) for i in range(corpus.n_blocks)]
+        return [(model, corpus.rows(sl), None if sw is None else sw[sl])
+                for sl in gen_batches(corpus.n_docs, self.batch_size)]
+
     def _fit_online(self, model, corpus, sw, params):
         report = self._callbacks()
         t_start = time.perf_counter()
         n_docs = corpus.n_docs
         stats = LDAStats.from_lambda(params.lambda_, model.topic_word_prior)
-        if hasattr(corpus, "map_reduce"):  # dask: one block per mini-batch
-            from .._dask import DaskModel
-
+        if on_dask(corpus):
             total = float(n_docs if corpus.w is None else corpus.w.sum().compute())
             tokens = corpus.tokens
-            batches = [(DaskModel(model, corpus, (i,)), None, None)
-                       for i in range(corpus.n_blocks)]
         else:
             total = float(n_docs if sw is None else np.sum(sw))
             tokens = float(corpus.doc_lengths @ (np.ones(n_docs) if sw is None else sw))
-            batches = [(model, corpus.rows(sl), None if sw is None else sw[sl])
-                       for sl in gen_batches(n_docs, self.batch_size)]
-        full_model = _em_model(model, corpus)
+        batches = self._minibatches(model, corpus, sw)
+        full_model = em_model(model, corpus)
         # per-token unit of the trace (as the driver's: no division by zero without tokens)
         tokens = max(tokens, 1e-300)
         rows, last_perp, prev, converged = [], None, None, False
@@ -529,10 +447,9 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
         """
         self._check_params()
         first = not hasattr(self, "components_")
-        corpus = self._validate_X(
-            X, reset=first, whom="LatentDirichletAllocation.partial_fit"
-        )
-        sw = self._check_weights(corpus, sample_weight)
+        whom = "LatentDirichletAllocation.partial_fit"
+        corpus, sw = self._documents(X, sample_weight, reset=first, whom=whom,
+                                     chunk_rows=self.batch_size)
         if first:
             model = self._make_model(corpus.dtype)
             params = self._init(model, corpus.n_features, corpus.dtype)
@@ -546,10 +463,9 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
                 # after a batch fit the last statistics belong to the last E-step: restart the
                 # blend from the statistics that give the current topics.
                 stats = replace(stats, word_topic=params.lambda_ - model.topic_word_prior)
-        for sl in gen_batches(corpus.n_docs, self.batch_size):
-            w_b = None if sw is None else sw[sl]
+        for batch_model, batch, w_b in self._minibatches(model, corpus, sw):
             params, stats, _ = self._online_step(
-                model, params, stats, corpus.rows(sl), w_b, float(self.total_samples)
+                batch_model, params, stats, batch, w_b, float(self.total_samples)
             )
         self._set_params(params, stats, corpus.dtype)
         return self
@@ -592,13 +508,11 @@ class LatentDirichletAllocation(ClassNamePrefixFeaturesOutMixin, TransformerMixi
     def _bound(self, X, sample_weight, whom):
         check_is_fitted(self)
         model = self._fitted_model()
-        if is_dask_collection(X) or is_dask_collection(sample_weight):
-            corpus = self._dask_rows(X, sample_weight, reset=False, whom=whom)
+        corpus, sw = self._documents(X, sample_weight, reset=False, whom=whom)
+        if on_dask(corpus):
             stats, _ = corpus.e_step(model, self._params_, keep_state=False)
-            return model.document_bound(self._params_, stats), stats.total_weight, corpus.n_docs
-        corpus = self._validate_X(X, reset=False, whom=whom)
-        sw = self._check_weights(corpus, sample_weight)
-        stats, _ = model.e_step(self._params_, corpus, sw, None)
+        else:
+            stats, _ = model.e_step(self._params_, corpus, sw, None)
         return model.document_bound(self._params_, stats), stats.total_weight, corpus.n_docs
 
     def score(self, X, y=None, sample_weight=None):

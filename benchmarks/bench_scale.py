@@ -563,6 +563,9 @@ def table_spark(args, cluster):
     n, d = X.shape
     m1, m2 = 2, 12
     t0 = time.perf_counter()
+    # Spark's JVM inherits this environment: a native BLAS (Debian's libopenblas0, if
+    # installed) on one thread per task, as Spark's tuning guide advises for local[2]
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     spark = (SparkSession.builder.master("local[2]").appName("emkit-bench-scale")
              .config("spark.ui.enabled", "false")
              .config("spark.ui.showConsoleProgress", "false")

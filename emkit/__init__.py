@@ -9,10 +9,13 @@ from ._exceptions import MonotonicityError, MonotonicityWarning
 from ._trace import Trace
 from .estimators.bernoulli_mixture import BernoulliMixture
 from .estimators.gaussian_mixture import GaussianMixture
+from .estimators.hmm import CategoricalHMM, GaussianHMM
 from .estimators.lda import LatentDirichletAllocation
 
 __all__ = [
     "BernoulliMixture",
+    "CategoricalHMM",
+    "GaussianHMM",
     "GaussianMixture",
     "IterationInfo",
     "LatentDirichletAllocation",

@@ -35,7 +35,9 @@ from ._validation import (
 from .kernels._parallel import blas_single_thread
 from .models._common import one_hot
 
-__all__ = ["BaseEM", "BaseEMMixture", "VerbosePrinter", "INIT_PARAMS", "initial_assignments", "as_resp"]
+__all__ = [
+    "BaseEM", "BaseEMMixture", "VerbosePrinter", "INIT_PARAMS", "initial_assignments", "as_resp",
+]
 
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 
@@ -177,11 +179,15 @@ class BaseEM(BaseEstimator):
         """The most M-steps a fit may take (the estimator's ``max_iter`` or ``n_iter``)."""
         return getattr(self, self._max_iter_name)
 
-    def _check_em_common(self):
-        """The driver-facing parameters every estimator has."""
+    def _check_em_common(self, allow_bool_verbose=False):
+        """The driver-facing parameters every estimator has (``verbose`` may be a bool where
+        the estimator's reference takes one, as hmmlearn's)."""
         check_real(self.tol, "tol", low=0.0)
         check_int(self._max_iter(), self._max_iter_name, low=0)
-        check_int(self.verbose, "verbose", low=0)
+        verbose = self.verbose
+        if allow_bool_verbose and isinstance(verbose, (bool, np.bool_)):
+            verbose = int(verbose)
+        check_int(verbose, "verbose", low=0)
         check_int(getattr(self, "verbose_interval", 1), "verbose_interval", low=1)
         check_choice(self.check_monotonic, "check_monotonic", CHECK_MONOTONIC)
         if self.callback is not None and not callable(self.callback):

@@ -605,15 +605,34 @@ class GaussianModel:
         sx = sum(p[1] for p in parts)
         means = c + np.divide(sx, nk[:, None], out=np.zeros_like(sx), where=nk[:, None] > 0)
 
+        nk, sx, sxx = self._scatter_about(X, weights, means)
+        total = float(n if sample_weight is None else np.sum(sample_weight, dtype=np.float64))
+        return GaussianStats(nk, sx, sxx, means, np.nan, np.nan, total, float(n))
+
+    def _scatter_about(self, X, weights, shift):
+        """``(nk, sx, sxx)`` of ``X`` about ``shift`` (K x D), exact, float64, one blocked
+        pass; ``weights(sl)`` gives the weighted responsibilities of the rows ``sl``."""
+        n, d = X.shape
         parts = map_row_blocks(
-            lambda sl: self._stats_about(X[sl].astype(np.float64), weights(sl), means),
-            n, bs, self.n_threads, combine=_add_parts_stats,
+            lambda sl: self._stats_about(X[sl].astype(np.float64), weights(sl), shift),
+            n, self._block_size(d, "exact"), self.n_threads, combine=_add_parts_stats,
         )
         nk, sx, sxx = parts[0]
         for p in parts[1:]:
             nk, sx, sxx = nk + p[0], sx + p[1], sxx + p[2]
-        total = float(n if sample_weight is None else np.sum(sample_weight, dtype=np.float64))
-        return GaussianStats(nk, sx, sxx, means, np.nan, np.nan, total, float(n))
+        return nk, sx, sxx
+
+    def stats_given_resp(self, X, resp, shift, *, total_weight, n_rows) -> GaussianStats:
+        """Statistics of ``X`` for given weighted responsibilities ``resp`` (N x K, sample
+        weights already applied), about the points ``shift`` (K x D): exact, float64, one pass.
+
+        The emission statistics of a hidden Markov model (``resp``: the state posteriors),
+        about the current means so that nothing cancels. ``log_evidence`` and ``entropy`` are
+        zero: they belong to the model whose posteriors ``resp`` are.
+        """
+        shift = np.asarray(shift, dtype=np.float64)
+        nk, sx, sxx = self._scatter_about(X, lambda sl: resp[sl], shift)
+        return GaussianStats(nk, sx, sxx, shift, 0.0, 0.0, float(total_weight), float(n_rows))
 
     def m_step(self, stats: GaussianStats) -> GaussianParams:
         """Maximise the ELBO (with scikit-learn's ``reg_covar``) from the statistics alone."""

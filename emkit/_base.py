@@ -246,7 +246,8 @@ class BaseEM(BaseEstimator):
                 best = result
         return best, traces
 
-    def _finish_fit(self, X, model, best, traces):
+    def _finish_fit(self, dtype, model, best, traces):
+        """Warn if the kept run did not converge; set the fitted attributes in ``dtype``."""
         if self._warn_unconverged and not best.converged and self._max_iter() > 0:
             warnings.warn(
                 "Best performing initialization did not converge. Try different init "
@@ -255,7 +256,7 @@ class BaseEM(BaseEstimator):
                 stacklevel=4,
             )
         self._store(
-            model, best.params, best.stats, best.trace, traces, X.dtype,
+            model, best.params, best.stats, best.trace, traces, dtype,
             lower_bound=best.lower_bound, lower_bounds=best.trace.elbo_after_e[1:],
             n_samples_seen=best.stats.total_weight, n_steps=0,
         )
@@ -379,7 +380,7 @@ class BaseEMMixture(DensityMixin, BaseEM):
                 model, X, sw, n_init, do_init, random_state, printer, callback, rtol,
                 max_iter=self.max_iter, tol=self.tol,
             )
-        return self._finish_fit(X, model, best, traces)
+        return self._finish_fit(X.dtype, model, best, traces)
 
     def _validate_dask_fit(self, X, sample_weight):
         """Rows of a dask array, checked block by block where they live (one pass).

@@ -147,7 +147,7 @@ class _BaseHMM(BaseEM):
                 model, seqs, sw, 1, True, random_state, printer, callback,
                 monotonic_rtol(seqs.X.dtype), max_iter=self.n_iter, tol=self.tol / total,
             )
-        self._finish_fit(seqs.X, model, best, traces)
+        self._finish_fit(model.dtype, model, best, traces)
         monitor = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
         # hmmlearn's history: the log-likelihood before every M-step
         monitor.history.extend(float(v) * total for v in best.trace.log_evidence[:-1])

@@ -9,6 +9,7 @@ fitting with ``init_params=""`` continues from them, as in hmmlearn.
 
 from __future__ import annotations
 
+import warnings
 from collections import deque
 
 import numpy as np
@@ -153,6 +154,14 @@ class _BaseHMM(BaseEM):
         monitor.history.extend(float(v) * total for v in best.trace.log_evidence[:-1])
         monitor.iter, monitor.converged = best.n_iter, best.converged
         self.monitor_ = monitor
+        occupancy = best.stats.start + best.stats.trans.sum(axis=0)
+        self.unvisited_states_ = np.flatnonzero(occupancy <= 0)
+        if self.unvisited_states_.size:
+            warnings.warn(
+                f"States {self.unvisited_states_.tolist()} have zero posterior probability at "
+                "every step of every sequence: their parameters were kept as they were.",
+                UserWarning, stacklevel=2,
+            )
         return self
 
     def _initial_params(self, model, X, sample_weight, random_state):

@@ -185,8 +185,8 @@ class GaussianEmission:
         m0 = np.asarray(self.means_prior, dtype=np.float64)
         if self.update_means:
             obs = es.sx + nk[:, None] * es.shift
-            means = (mw * m0 + obs) / (mw + nk[:, None])
-            means = np.where(nk[:, None] + mw > 0, means, old.means)  # unvisited: kept
+            den = np.broadcast_to(mw + nk[:, None], obs.shape)
+            means = np.divide(mw * m0 + obs, den, out=old.means.copy(), where=den > 0)
         else:
             means = old.means
         if not self.update_covars:

@@ -81,6 +81,9 @@ def test_kernels_equal_numpy_twins(dtype):
     p2, l2 = kern.viterbi_ref(Ld.astype(np.float64), starts, np.log(pi), np.log(A))
     np.testing.assert_array_equal(p1, p2)
     np.testing.assert_allclose(l1, l2, rtol=1e-12)
+    L1, L2 = Ld.copy(), Ld.copy()
+    np.testing.assert_array_equal(kern.row_max_subtract(L1), kern.row_max_subtract_ref(L2))
+    np.testing.assert_array_equal(L1, L2)
     x = rng.integers(6, size=50)
     R = rng.random((50, k)).astype(dtype)
     np.testing.assert_allclose(kern.symbol_counts(x, R, 6), kern.symbol_counts_ref(x, R, 6),

@@ -14,7 +14,6 @@ space, that the tests compare it with in float32 and float64.
 from __future__ import annotations
 
 import numpy as np
-from numba import prange
 from scipy.special import logsumexp
 
 from .._jit import jit
@@ -26,15 +25,19 @@ __all__ = [
     "viterbi_ref",
     "symbol_counts",
     "symbol_counts_ref",
+    "row_max_subtract",
+    "row_max_subtract_ref",
 ]
 
 
-def _forward_backward(B, starts, startprob, transmat, gamma, loglik, trans):
+def _forward_backward(B, starts, startprob, transmat, transmat_t, gamma, loglik, trans):
     """Scaled forward-backward of every sequence of a block.
 
     Writes the state posteriors ``gamma`` (N x K, ``B``'s dtype), per sequence the log of the
     scaled likelihood ``loglik[s] = sum_t log c_t`` (float64; add ``sum_t m_t`` for the
     log-likelihood) and the expected transition counts ``trans[s]`` (K x K, float64).
+    ``transmat_t`` is ``transmat.T`` (C-contiguous): every inner loop is then an axpy over
+    contiguous memory, which vectorises (no reduction in the innermost loop).
 
     NumPy equivalent (:func:`forward_backward_ref`, in log space)::
 
@@ -50,7 +53,7 @@ def _forward_backward(B, starts, startprob, transmat, gamma, loglik, trans):
     """
     n_seq = starts.shape[0] - 1
     k_all = B.shape[1]
-    for s in prange(n_seq):
+    for s in range(n_seq):
         a, b = starts[s], starts[s + 1]
         scale = np.empty(b - a, dtype=np.float64)
         # forward: the scaled alphas go into gamma's rows
@@ -64,18 +67,24 @@ def _forward_backward(B, starts, startprob, transmat, gamma, loglik, trans):
         for j in range(k_all):
             gamma[a, j] *= inv
         for t in range(a + 1, b):
+            row = gamma[t]
+            prev = gamma[t - 1]
+            for j in range(k_all):
+                row[j] = 0.0
+            for i in range(k_all):
+                al = prev[i]
+                ai = transmat[i]
+                for j in range(k_all):
+                    row[j] += al * ai[j]
             tot = 0.0
             for j in range(k_all):
-                acc = 0.0
-                for i in range(k_all):
-                    acc += gamma[t - 1, i] * transmat[i, j]
-                v = acc * B[t, j]
-                gamma[t, j] = v
+                v = row[j] * B[t, j]
+                row[j] = v
                 tot += v
             scale[t - a] = tot
             inv = 1.0 / tot
             for j in range(k_all):
-                gamma[t, j] *= inv
+                row[j] *= inv
         ll = 0.0
         for t in range(b - a):
             ll += np.log(scale[t])
@@ -84,23 +93,29 @@ def _forward_backward(B, starts, startprob, transmat, gamma, loglik, trans):
         beta = np.ones(k_all, dtype=B.dtype)
         tmp = np.empty(k_all, dtype=B.dtype)
         acc_tr = trans[s]
-        for i in range(k_all):
-            for j in range(k_all):
-                acc_tr[i, j] = 0.0
+        acc_tr[:, :] = 0.0
         for t in range(b - 2, a - 1, -1):
             inv = 1.0 / scale[t + 1 - a]
             for j in range(k_all):
                 tmp[j] = B[t + 1, j] * beta[j] * inv
+            alpha = gamma[t]
+            # xi_t(i, j) = alpha_t(i) A_ij tmp_j, accumulated row by row
             for i in range(k_all):
-                al = gamma[t, i]
-                acc = 0.0
+                al = alpha[i]
+                ai = transmat[i]
+                acc = acc_tr[i]
                 for j in range(k_all):
-                    p = transmat[i, j] * tmp[j]
-                    acc += p
-                    acc_tr[i, j] += al * p
-                beta[i] = acc
+                    acc[j] += al * ai[j] * tmp[j]
+            # beta_t = A @ tmp, as a sum of the columns of A (rows of A^T)
             for i in range(k_all):
-                gamma[t, i] *= beta[i]
+                beta[i] = 0.0
+            for j in range(k_all):
+                tj = tmp[j]
+                aj = transmat_t[j]
+                for i in range(k_all):
+                    beta[i] += aj[i] * tj
+            for i in range(k_all):
+                alpha[i] *= beta[i]
 
 
 def _viterbi(logB, starts, log_startprob, log_transmat, path, logprob):
@@ -116,7 +131,7 @@ def _viterbi(logB, starts, log_startprob, log_transmat, path, logprob):
     """
     n_seq = starts.shape[0] - 1
     k_all = logB.shape[1]
-    for s in prange(n_seq):
+    for s in range(n_seq):
         a, b = starts[s], starts[s + 1]
         back = np.empty((b - a, k_all), dtype=np.int64)
         delta = np.empty(k_all, dtype=np.float64)
@@ -149,6 +164,25 @@ def _viterbi(logB, starts, log_startprob, log_transmat, path, logprob):
             path[t - 1] = arg
 
 
+def _row_max_subtract(L, mx):
+    """Subtract each row's maximum from it, in place; write the maxima (float64) to ``mx``.
+
+    NumPy equivalent (:func:`row_max_subtract_ref`)::
+
+        mx[:] = L.max(axis=1)
+        L -= mx[:, None]
+    """
+    n, k_all = L.shape
+    for t in range(n):
+        m = L[t, 0]
+        for k in range(1, k_all):
+            if L[t, k] > m:
+                m = L[t, k]
+        mx[t] = m
+        for k in range(k_all):
+            L[t, k] -= m
+
+
 def _symbol_counts(x, R, out):
     """``out[v] += sum_{t: x_t = v} R[t]`` (V x K, float64).
 
@@ -161,11 +195,27 @@ def _symbol_counts(x, R, out):
             out[v, k] += R[t, k]
 
 
-_forward_backward_par = jit(_forward_backward, parallel=True)
-_forward_backward_ser = jit(_forward_backward)
-_viterbi_par = jit(_viterbi, parallel=True)
-_viterbi_ser = jit(_viterbi)
+# serial kernels: the model runs blocks of sequences on emkit's thread pool (the kernels
+# release the GIL), one level of parallelism as everywhere in emkit
+_forward_backward_jit = jit(_forward_backward)
+_viterbi_jit = jit(_viterbi)
 _symbol_counts_jit = jit(_symbol_counts)
+_row_max_subtract_jit = jit(_row_max_subtract)
+
+
+def row_max_subtract(L):
+    """Numba kernel: ``mx = L.max(axis=1); L -= mx[:, None]`` in place; returns ``mx``
+    (float64)."""
+    mx = np.empty(L.shape[0])
+    _row_max_subtract_jit(L, mx)
+    return mx
+
+
+def row_max_subtract_ref(L):
+    """NumPy twin of :func:`row_max_subtract`."""
+    mx = L.max(axis=1)
+    L -= mx[:, None]
+    return mx.astype(np.float64)
 
 
 def forward_backward(B, starts, startprob, transmat):
@@ -174,16 +224,15 @@ def forward_backward(B, starts, startprob, transmat):
     ``B`` (N x K, float32 or float64, rows with maximum one), ``starts`` (S + 1 offsets),
     ``startprob`` (K,), ``transmat`` (K x K). Returns ``(gamma, loglik, trans)``: the state
     posteriors (N x K, ``B``'s dtype), the per-sequence ``sum_t log c_t`` (S,) and the
-    per-sequence expected transition counts (S x K x K, float64). Sequences run in parallel
-    (Numba ``prange``) when there is more than one.
+    per-sequence expected transition counts (S x K x K, float64).
     """
     starts = np.ascontiguousarray(starts, dtype=np.int64)
     n_seq, k_all = starts.shape[0] - 1, B.shape[1]
     gamma = np.empty_like(B)
     loglik = np.empty(n_seq)
     trans = np.empty((n_seq, k_all, k_all))
-    fn = _forward_backward_par if n_seq > 1 else _forward_backward_ser
-    fn(B, starts, startprob.astype(B.dtype), transmat.astype(B.dtype), gamma, loglik, trans)
+    A = np.ascontiguousarray(transmat, dtype=B.dtype)
+    _forward_backward_jit(B, starts, startprob.astype(B.dtype), A, np.ascontiguousarray(A.T), gamma, loglik, trans)
     return gamma, loglik, trans
 
 
@@ -220,9 +269,8 @@ def viterbi(logB, starts, log_startprob, log_transmat):
     n_seq = starts.shape[0] - 1
     path = np.empty(logB.shape[0], dtype=np.int64)
     logprob = np.empty(n_seq)
-    fn = _viterbi_par if n_seq > 1 else _viterbi_ser
     logB = np.ascontiguousarray(logB, dtype=np.float64)
-    fn(logB, starts, np.asarray(log_startprob, np.float64),
+    _viterbi_jit(logB, starts, np.asarray(log_startprob, np.float64),
        np.ascontiguousarray(log_transmat, np.float64), path, logprob)
     return path, logprob
 

@@ -622,16 +622,35 @@ class GaussianModel:
             nk, sx, sxx = nk + p[0], sx + p[1], sxx + p[2]
         return nk, sx, sxx
 
-    def stats_given_resp(self, X, resp, shift, *, total_weight, n_rows) -> GaussianStats:
+    def stats_given_resp(self, params: GaussianParams, X, resp, *, total_weight,
+                         n_rows) -> GaussianStats:
         """Statistics of ``X`` for given weighted responsibilities ``resp`` (N x K, sample
-        weights already applied), about the points ``shift`` (K x D): exact, float64, one pass.
+        weights already applied), float64.
 
-        The emission statistics of a hidden Markov model (``resp``: the state posteriors),
-        about the current means so that nothing cancels. ``log_evidence`` and ``entropy`` are
-        zero: they belong to the model whose posteriors ``resp`` are.
+        The emission statistics of a hidden Markov model (``resp``: the state posteriors at
+        ``params``). The path is the E-step's: where :meth:`fast_path_ok` holds, one GEMM of
+        the block's features with ``resp`` (statistics about ``center``); otherwise the exact
+        per-component pass about ``params.means``. ``log_evidence`` and ``entropy`` are zero:
+        they belong to the model whose posteriors ``resp`` are.
         """
-        shift = np.asarray(shift, dtype=np.float64)
-        nk, sx, sxx = self._scatter_about(X, lambda sl: resp[sl], shift)
+        n, d = X.shape
+        prep = self.prepare(params)
+        if prep.path == "fast":
+            def block(sl):
+                Phi = self._features(X[sl], prep, reuse=True)
+                return (Phi @ resp[sl].astype(Phi.dtype, copy=False)).astype(np.float64), 0, 0
+
+            parts = map_row_blocks(
+                block, n, self._block_size(d, "fast"), self.n_threads, combine=_add_parts
+            )
+            G = parts[0][0].copy()
+            for p in parts[1:]:
+                G += p[0]
+            nk, sx, sxx = self._decode(G.T, d)
+            shift = np.broadcast_to(prep.center.astype(np.float64), (params.n_components, d))
+        else:
+            shift = np.asarray(params.means, dtype=np.float64)
+            nk, sx, sxx = self._scatter_about(X, lambda sl: resp[sl], shift)
         return GaussianStats(nk, sx, sxx, shift, 0.0, 0.0, float(total_weight), float(n_rows))
 
     def m_step(self, stats: GaussianStats) -> GaussianParams:

@@ -18,11 +18,12 @@ parameters not being updated (``params`` without ``"s"``, ``"t"``, ...).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..kernels import hmm as kern
+from ..kernels._parallel import map_row_blocks
 from ._common import floored_log
 from .gaussian import GaussianModel, GaussianParams
 
@@ -159,12 +160,16 @@ class GaussianEmission:
     def covariance_type(self) -> str:
         return self.gaussian.covariance_type
 
+    def serial(self) -> GaussianEmission:
+        """The same emissions with the Gaussian passes on the calling thread."""
+        return replace(self, gaussian=replace(self.gaussian, n_threads=1))
+
     def log_prob(self, ep: GaussianParams, X):
         return self.gaussian.log_prob(ep, X)
 
     def stats(self, ep: GaussianParams, X, R, total_weight):
         return self.gaussian.stats_given_resp(
-            X, R, ep.means, total_weight=total_weight, n_rows=X.shape[0]
+            ep, X, R, total_weight=total_weight, n_rows=X.shape[0]
         )
 
     def ecll(self, ep, es) -> float:
@@ -246,6 +251,9 @@ class CategoricalEmission:
     update: bool = True
     dtype: np.dtype = np.dtype(np.float64)
 
+    def serial(self) -> CategoricalEmission:
+        return self
+
     def log_prob(self, E, x):
         return floored_log(E).T[x].astype(self.dtype)
 
@@ -268,13 +276,22 @@ class CategoricalEmission:
 
 
 # ---------------------------------------------------------------------------- the HMM
+def _emission_scaled(emission, params, X):
+    """``B = exp(L - max_k L)`` and the per-step maxima (float64) of a block."""
+    L = emission.log_prob(params.emission, X)
+    mx = kern.row_max_subtract(L)
+    np.exp(L, out=L)
+    return L, mx
+
+
 @dataclass(frozen=True)
 class HMMModel:
     """A hidden Markov model as EM sees it: a Markov chain plus an ``emission`` model.
 
     ``update_start``/``update_trans``: hmmlearn's ``"s"``/``"t"`` in ``params``.
     ``block_rows``: sequences are processed in runs of about this many rows (a longer
-    sequence is one run of its own), so memory does not grow with the number of sequences.
+    sequence is one run of its own), so memory does not grow with the number of sequences;
+    the runs are spread over ``n_threads`` threads (default: the usable CPUs).
     """
 
     emission: object
@@ -283,48 +300,58 @@ class HMMModel:
     update_start: bool = True
     update_trans: bool = True
     dtype: np.dtype = np.dtype(np.float64)
-    block_rows: int = 1 << 16
+    block_rows: int = 1 << 14
+    n_threads: int | None = None
 
     # ------------------------------------------------------------------ passes
-    def _emission_scaled(self, params, X):
-        """``B = exp(L - max_k L)`` and the per-step maxima (float64) of a block."""
-        L = self.emission.log_prob(params.emission, X)
-        mx = L.max(axis=1)
-        L -= mx[:, None]
-        np.exp(L, out=L)
-        return L, mx.astype(np.float64)
-
     def posteriors(self, params: HMMParams, seqs: Sequences):
         """``(loglik per sequence (S,), gamma (N x K), trans per sequence (S x K x K))``."""
-        B, mx = self._emission_scaled(params, seqs.X)
+        B, mx = _emission_scaled(self.emission, params, seqs.X)
         gamma, ll, trans = kern.forward_backward(
             B, seqs.starts, params.startprob, params.transmat
         )
-        ll += np.add.reduceat(mx, seqs.starts[:-1]) if len(mx) else 0.0
+        ll += np.add.reduceat(mx, seqs.starts[:-1])
         return ll, gamma, trans
 
+    def _block_stats(self, params, block, w, emission):
+        """Statistics of one block of whole sequences (``w``: their weights or None)."""
+        B, mx = _emission_scaled(emission, params, block.X)
+        gamma, ll, trans = kern.forward_backward(
+            B, block.starts, params.startprob, params.transmat
+        )
+        ll += np.add.reduceat(mx, block.starts[:-1])
+        n = block.X.shape[0]
+        if w is None:
+            start = gamma[block.starts[:-1]].sum(axis=0, dtype=np.float64)
+            trans_sum = trans.sum(axis=0)
+            R, log_ev, weight = gamma, float(np.sum(ll)), float(n)
+        else:
+            start = w @ gamma[block.starts[:-1]].astype(np.float64)
+            trans_sum = np.tensordot(w, trans, axes=1)
+            R = gamma * np.repeat(w, block.lengths).astype(gamma.dtype)[:, None]
+            log_ev, weight = float(w @ ll), float(w @ block.lengths)
+        es = emission.stats(params.emission, block.X, R, weight)
+        return HMMStats(start, trans_sum, es, log_ev, 0.0, weight, float(n))
+
     def e_step(self, params: HMMParams, X: Sequences, sample_weight=None, state=None):
-        """Forward-backward over every sequence: statistics at ``params`` (KL = 0)."""
-        total = None
-        for block, sl in X.blocks(self.block_rows):
-            w = None if sample_weight is None else np.asarray(sample_weight[sl], np.float64)
-            ll, gamma, trans = self.posteriors(params, block)
-            lengths = block.lengths
-            if w is None:
-                start = gamma[block.starts[:-1]].sum(axis=0, dtype=np.float64)
-                trans_sum = trans.sum(axis=0)
-                R = gamma.astype(np.float64)
-                log_ev = float(np.sum(ll))
-                weight = float(block.X.shape[0])
-            else:
-                start = w @ gamma[block.starts[:-1]].astype(np.float64)
-                trans_sum = np.tensordot(w, trans, axes=1)
-                R = gamma * np.repeat(w, lengths)[:, None]
-                log_ev = float(w @ ll)
-                weight = float(w @ lengths)
-            es = self.emission.stats(params.emission, block.X, R, weight)
-            part = HMMStats(start, trans_sum, es, log_ev, 0.0, weight, float(block.X.shape[0]))
-            total = part if total is None else total + part
+        """Forward-backward over every sequence: statistics at ``params`` (KL = 0).
+
+        Blocks of whole sequences (about ``block_rows`` rows each) run on emkit's thread
+        pool, their statistics summed in block order (reproducible whatever the threads);
+        with a single block the emission model's own passes use the threads instead.
+        """
+        blocks = list(X.blocks(self.block_rows))
+        emission = self.emission if len(blocks) == 1 else self.emission.serial()
+
+        def run(sl):
+            block, seq = blocks[sl.start]
+            w = None if sample_weight is None else np.asarray(sample_weight[seq], np.float64)
+            return self._block_stats(params, block, w, emission)
+
+        parts = map_row_blocks(run, len(blocks), 1, self.n_threads)
+        total = parts[0]
+        for p in parts[1:]:
+            total = total + p
         ent = total.log_evidence - self.expected_complete_loglik(params, total)
         stats = HMMStats(
             total.start, total.trans, total.emission, total.log_evidence, ent,

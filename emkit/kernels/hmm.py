@@ -99,13 +99,13 @@ def _forward_backward(B, starts, startprob, transmat, transmat_t, gamma, loglik,
             for j in range(k_all):
                 tmp[j] = B[t + 1, j] * beta[j] * inv
             alpha = gamma[t]
-            # xi_t(i, j) = alpha_t(i) A_ij tmp_j, accumulated row by row
+            # xi_t(i, j) = alpha_t(i) A_ij tmp_j: accumulate the outer products alpha_t tmp^T,
+            # multiplied by A once per sequence below
             for i in range(k_all):
                 al = alpha[i]
-                ai = transmat[i]
                 acc = acc_tr[i]
                 for j in range(k_all):
-                    acc[j] += al * ai[j] * tmp[j]
+                    acc[j] += al * tmp[j]
             # beta_t = A @ tmp, as a sum of the columns of A (rows of A^T)
             for i in range(k_all):
                 beta[i] = 0.0
@@ -116,6 +116,9 @@ def _forward_backward(B, starts, startprob, transmat, transmat_t, gamma, loglik,
                     beta[i] += aj[i] * tj
             for i in range(k_all):
                 alpha[i] *= beta[i]
+        for i in range(k_all):
+            for j in range(k_all):
+                acc_tr[i, j] *= transmat[i, j]
 
 
 def _viterbi(logB, starts, log_startprob, log_transmat, path, logprob):

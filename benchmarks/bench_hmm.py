@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from functools import partial
 
 import numpy as np
 
@@ -125,10 +126,10 @@ def main():
     for name, kind, ct, n_seq, length, d, k in configs:
         X, lengths, init = make_problem(kind, ct, n_seq, length, d, k)
         n_iter = args.n_iter
-        t_em = time_fit(lambda: make("emkit", kind, ct, k, n_iter), init, X, lengths, n_iter,
+        t_em = time_fit(partial(make, "emkit", kind, ct, k, n_iter), init, X, lengths, n_iter,
                         args.repeats)
         t_hl, impl = min(
-            (time_fit(lambda i=i: make("hmmlearn", kind, ct, k, n_iter, i), init, X, lengths,
+            (time_fit(partial(make, "hmmlearn", kind, ct, k, n_iter, i), init, X, lengths,
                       n_iter, args.repeats), i)
             for i in ("log", "scaling")
         )

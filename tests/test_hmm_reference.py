@@ -35,6 +35,17 @@ def _set(model, attrs):
     return model
 
 
+def _fit_both(name, X, init, n_iter, kw):
+    """hmmlearn's and emkit's ``name`` fitted from the same attributes for ``n_iter`` steps.
+
+    hmmlearn stops when the log-likelihood falls (with priors it may, while the MAP objective
+    rises); ``tol=-inf`` makes it run its ``n_iter``.
+    """
+    h = _set(getattr(hmm, name)(3, n_iter=n_iter, **{**kw, "tol": -np.inf}), init)
+    e = _set(getattr(emkit, name)(3, n_iter=n_iter, check_monotonic="raise", **kw), init)
+    return h.fit(X, LENGTHS), e.fit(X, LENGTHS)
+
+
 PRIORS = dict(
     startprob_prior=1.5, transmat_prior=2.0, means_prior=0.5, means_weight=2.0,
     covars_prior=0.3, covars_weight=4.0,
@@ -47,12 +58,7 @@ def test_gaussian_iterates_equal_hmmlearn(ct, priors):
     X, init = _gaussian_problem(ct)
     kw = dict(covariance_type=ct, tol=0.0, init_params="", **(PRIORS if priors else {}))
     for n_iter in (1, 5, 20):
-        # hmmlearn stops when the log-likelihood falls (with priors it may: the MAP objective
-        # rises); tol=-inf makes it run its n_iter
-        h = _set(hmm.GaussianHMM(3, n_iter=n_iter, **{**kw, "tol": -np.inf}), init)
-        h.fit(X, LENGTHS)
-        e = _set(emkit.GaussianHMM(3, n_iter=n_iter, check_monotonic="raise", **kw), init)
-        e.fit(X, LENGTHS)
+        h, e = _fit_both("GaussianHMM", X, init, n_iter, kw)
         for name in ("startprob_", "transmat_", "means_"):
             assert _rel(getattr(e, name), getattr(h, name)) < 1e-8, (name, n_iter)
         hc = h._covars_[:, 0] if ct == "spherical" else h._covars_
@@ -89,10 +95,7 @@ def test_categorical_iterates_equal_hmmlearn(prior):
     X, init = _categorical_problem()
     kw = dict(tol=0.0, init_params="", emissionprob_prior=prior, transmat_prior=prior)
     for n_iter in (1, 5, 20):
-        h = _set(hmm.CategoricalHMM(3, n_iter=n_iter, **{**kw, "tol": -np.inf}), init)
-        h.fit(X, LENGTHS)
-        e = _set(emkit.CategoricalHMM(3, n_iter=n_iter, check_monotonic="raise", **kw), init)
-        e.fit(X, LENGTHS)
+        h, e = _fit_both("CategoricalHMM", X, init, n_iter, kw)
         for name in ("startprob_", "transmat_", "emissionprob_"):
             assert _rel(getattr(e, name), getattr(h, name)) < 1e-8, (name, n_iter)
         assert e.score(X, LENGTHS) == pytest.approx(h.score(X, LENGTHS), rel=1e-10)

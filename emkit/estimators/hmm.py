@@ -89,6 +89,25 @@ class _BaseHMM(BaseEM):
     _warn_unconverged = False  # hmmlearn's n_iter is a budget; ``monitor_`` reports
     _emission_code = "e"
 
+    def _set_common(self, n_components, startprob_prior, transmat_prior, algorithm,
+                    random_state, n_iter, tol, verbose, params, init_params, implementation,
+                    check_monotonic, callback):
+        """Store the constructor parameters both HMMs share (only stored, as scikit-learn
+        asks)."""
+        self.n_components = n_components
+        self.startprob_prior = startprob_prior
+        self.transmat_prior = transmat_prior
+        self.algorithm = algorithm
+        self.random_state = random_state
+        self.n_iter = n_iter
+        self.tol = tol
+        self.verbose = verbose
+        self.params = params
+        self.init_params = init_params
+        self.implementation = implementation
+        self.check_monotonic = check_monotonic
+        self.callback = callback
+
     def _check_common(self):
         check_int(self.n_components, "n_components", low=1)
         self._check_em_common(allow_bool_verbose=True)
@@ -281,25 +300,15 @@ class GaussianHMM(_BaseHMM):
                  covars_prior=1e-2, covars_weight=1, algorithm="viterbi", random_state=None,
                  n_iter=10, tol=1e-2, verbose=False, params="stmc", init_params="stmc",
                  implementation="log", check_monotonic="warn", callback=None):
-        self.n_components = n_components
+        self._set_common(n_components, startprob_prior, transmat_prior, algorithm, random_state,
+                         n_iter, tol, verbose, params, init_params, implementation,
+                         check_monotonic, callback)
         self.covariance_type = covariance_type
         self.min_covar = min_covar
-        self.startprob_prior = startprob_prior
-        self.transmat_prior = transmat_prior
         self.means_prior = means_prior
         self.means_weight = means_weight
         self.covars_prior = covars_prior
         self.covars_weight = covars_weight
-        self.algorithm = algorithm
-        self.random_state = random_state
-        self.n_iter = n_iter
-        self.tol = tol
-        self.verbose = verbose
-        self.params = params
-        self.init_params = init_params
-        self.implementation = implementation
-        self.check_monotonic = check_monotonic
-        self.callback = callback
 
     @property
     def n_features(self):
@@ -417,21 +426,11 @@ class CategoricalHMM(_BaseHMM):
                  random_state=None, n_iter=10, tol=1e-2, verbose=False, params="ste",
                  init_params="ste", implementation="log", check_monotonic="warn",
                  callback=None):
-        self.n_components = n_components
-        self.startprob_prior = startprob_prior
-        self.transmat_prior = transmat_prior
+        self._set_common(n_components, startprob_prior, transmat_prior, algorithm, random_state,
+                         n_iter, tol, verbose, params, init_params, implementation,
+                         check_monotonic, callback)
         self.emissionprob_prior = emissionprob_prior
         self.n_features = n_features
-        self.algorithm = algorithm
-        self.random_state = random_state
-        self.n_iter = n_iter
-        self.tol = tol
-        self.verbose = verbose
-        self.params = params
-        self.init_params = init_params
-        self.implementation = implementation
-        self.check_monotonic = check_monotonic
-        self.callback = callback
 
     def _n_symbols(self, X=None):
         if self.n_features is not None:

@@ -17,6 +17,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from .._jit import jit
+from ._rows import row_max_subtract, row_max_subtract_ref  # noqa: F401 (re-exported)
 
 __all__ = [
     "forward_backward",
@@ -25,8 +26,6 @@ __all__ = [
     "viterbi_ref",
     "symbol_counts",
     "symbol_counts_ref",
-    "row_max_subtract",
-    "row_max_subtract_ref",
 ]
 
 
@@ -36,8 +35,10 @@ def _forward_backward(B, starts, startprob, transmat, transmat_t, gamma, loglik,
     Writes the state posteriors ``gamma`` (N x K, ``B``'s dtype), per sequence the log of the
     scaled likelihood ``loglik[s] = sum_t log c_t`` (float64; add ``sum_t m_t`` for the
     log-likelihood) and the expected transition counts ``trans[s]`` (K x K, float64).
-    ``transmat_t`` is ``transmat.T`` (C-contiguous): every inner loop is then an axpy over
-    contiguous memory, which vectorises (no reduction in the innermost loop).
+    ``transmat_t`` is ``transmat.T`` (C-contiguous), so every dot product reads contiguous
+    memory. Compiled with ``fastmath`` (the dot products and sums vectorise): its inputs are
+    finite and non-negative, and the scale factors positive, so no infinity or NaN arises
+    (except where an observation has probability zero under the model, which is NaN anyway).
 
     NumPy equivalent (:func:`forward_backward_ref`, in log space)::
 
@@ -66,25 +67,22 @@ def _forward_backward(B, starts, startprob, transmat, transmat_t, gamma, loglik,
         inv = 1.0 / tot
         for j in range(k_all):
             gamma[a, j] *= inv
+        # alpha_t(j) = B_t(j) sum_i alpha_{t-1}(i) A_ij: a dot product with the contiguous row
+        # j of A^T, accumulated in a register (the recursion is latency-bound, so the K
+        # independent sums must not go through memory)
         for t in range(a + 1, b):
-            row = gamma[t]
-            prev = gamma[t - 1]
-            for j in range(k_all):
-                row[j] = 0.0
-            for i in range(k_all):
-                al = prev[i]
-                ai = transmat[i]
-                for j in range(k_all):
-                    row[j] += al * ai[j]
             tot = 0.0
             for j in range(k_all):
-                v = row[j] * B[t, j]
-                row[j] = v
+                acc = 0.0
+                for i in range(k_all):
+                    acc += gamma[t - 1, i] * transmat_t[j, i]
+                v = acc * B[t, j]
+                gamma[t, j] = v
                 tot += v
             scale[t - a] = tot
             inv = 1.0 / tot
             for j in range(k_all):
-                row[j] *= inv
+                gamma[t, j] *= inv
         ll = 0.0
         for t in range(b - a):
             ll += np.log(scale[t])
@@ -93,29 +91,26 @@ def _forward_backward(B, starts, startprob, transmat, transmat_t, gamma, loglik,
         beta = np.ones(k_all, dtype=B.dtype)
         tmp = np.empty(k_all, dtype=B.dtype)
         acc_tr = trans[s]
-        acc_tr[:, :] = 0.0
+        for i in range(k_all):
+            for j in range(k_all):
+                acc_tr[i, j] = 0.0
         for t in range(b - 2, a - 1, -1):
             inv = 1.0 / scale[t + 1 - a]
             for j in range(k_all):
                 tmp[j] = B[t + 1, j] * beta[j] * inv
-            alpha = gamma[t]
             # xi_t(i, j) = alpha_t(i) A_ij tmp_j: accumulate the outer products alpha_t tmp^T,
             # multiplied by A once per sequence below
             for i in range(k_all):
-                al = alpha[i]
-                acc = acc_tr[i]
+                al = gamma[t, i]
                 for j in range(k_all):
-                    acc[j] += al * tmp[j]
-            # beta_t = A @ tmp, as a sum of the columns of A (rows of A^T)
+                    acc_tr[i, j] += al * tmp[j]
+            # beta_t = A @ tmp, one dot product per state
             for i in range(k_all):
-                beta[i] = 0.0
-            for j in range(k_all):
-                tj = tmp[j]
-                aj = transmat_t[j]
-                for i in range(k_all):
-                    beta[i] += aj[i] * tj
-            for i in range(k_all):
-                alpha[i] *= beta[i]
+                acc = 0.0
+                for j in range(k_all):
+                    acc += transmat[i, j] * tmp[j]
+                beta[i] = acc
+                gamma[t, i] *= acc
         for i in range(k_all):
             for j in range(k_all):
                 acc_tr[i, j] *= transmat[i, j]
@@ -167,25 +162,6 @@ def _viterbi(logB, starts, log_startprob, log_transmat, path, logprob):
             path[t - 1] = arg
 
 
-def _row_max_subtract(L, mx):
-    """Subtract each row's maximum from it, in place; write the maxima (float64) to ``mx``.
-
-    NumPy equivalent (:func:`row_max_subtract_ref`)::
-
-        mx[:] = L.max(axis=1)
-        L -= mx[:, None]
-    """
-    n, k_all = L.shape
-    for t in range(n):
-        m = L[t, 0]
-        for k in range(1, k_all):
-            if L[t, k] > m:
-                m = L[t, k]
-        mx[t] = m
-        for k in range(k_all):
-            L[t, k] -= m
-
-
 def _symbol_counts(x, R, out):
     """``out[v] += sum_{t: x_t = v} R[t]`` (V x K, float64).
 
@@ -200,25 +176,10 @@ def _symbol_counts(x, R, out):
 
 # serial kernels: the model runs blocks of sequences on emkit's thread pool (the kernels
 # release the GIL), one level of parallelism as everywhere in emkit
-_forward_backward_jit = jit(_forward_backward)
+_forward_backward_jit = jit(_forward_backward, fastmath=True)
 _viterbi_jit = jit(_viterbi)
 _symbol_counts_jit = jit(_symbol_counts)
-_row_max_subtract_jit = jit(_row_max_subtract)
 
-
-def row_max_subtract(L):
-    """Numba kernel: ``mx = L.max(axis=1); L -= mx[:, None]`` in place; returns ``mx``
-    (float64)."""
-    mx = np.empty(L.shape[0])
-    _row_max_subtract_jit(L, mx)
-    return mx
-
-
-def row_max_subtract_ref(L):
-    """NumPy twin of :func:`row_max_subtract`."""
-    mx = L.max(axis=1)
-    L -= mx[:, None]
-    return mx.astype(np.float64)
 
 
 def forward_backward(B, starts, startprob, transmat):
@@ -235,7 +196,9 @@ def forward_backward(B, starts, startprob, transmat):
     loglik = np.empty(n_seq)
     trans = np.empty((n_seq, k_all, k_all))
     A = np.ascontiguousarray(transmat, dtype=B.dtype)
-    _forward_backward_jit(B, starts, startprob.astype(B.dtype), A, np.ascontiguousarray(A.T), gamma, loglik, trans)
+    _forward_backward_jit(
+        B, starts, startprob.astype(B.dtype), A, np.ascontiguousarray(A.T), gamma, loglik, trans
+    )
     return gamma, loglik, trans
 
 

@@ -205,8 +205,8 @@ def test_bad_parameters_and_symbols():
     with pytest.raises(ValueError, match="positive-definite"):
         full.fit(X, lengths)
     Xn = X.copy()
-    Xn[3, 1] = np.nan
-    with pytest.raises(ValueError, match="NaN"):
+    Xn[3, 1] = np.inf
+    with pytest.raises(ValueError, match="infinity"):
         emkit.GaussianHMM(2).fit(Xn, lengths)
     S, sl = _symbols()
     with pytest.raises(ValueError, match="in 0..2"):
@@ -258,3 +258,56 @@ def test_verbose_prints(capsys):
     X, lengths = _gaussian_data()
     emkit.GaussianHMM(2, n_iter=3, verbose=2, random_state=0).fit(X, lengths)
     assert "Initialization" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- missing values
+@pytest.mark.parametrize("ct", ["diag", "spherical"])
+def test_missing_values_are_marginalised_exactly(ct):
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(5)
+    lengths, starts = [40, 60], np.array([0, 40, 100])
+    X = rng.normal(size=(100, 3))
+    X[20:50] += 3
+    X[rng.random(X.shape) < 0.2] = np.nan
+    X[5] = np.nan  # a step with nothing observed
+    pi, A = _chain(3, 8)
+    means = rng.normal(size=(3, 3))
+    cov = rng.uniform(0.5, 2.0, (3, 3)) if ct == "diag" else rng.uniform(0.5, 2.0, 3)
+    est = emkit.GaussianHMM(3, covariance_type=ct, n_iter=1, init_params="",
+                            covars_prior=0.1, check_monotonic="raise")
+    est.startprob_, est.transmat_, est.means_, est.covars_ = pi, A, means, cov
+    var = cov if ct == "diag" else np.repeat(cov[:, None], 3, axis=1)
+    # plainly: log-densities over the observed entries, then forward-backward in log space
+    L = np.stack([np.nansum(norm.logpdf(X, means[k], np.sqrt(var[k])), axis=1)
+                  for k in range(3)], axis=1)
+    gamma, ll, trans = kern.forward_backward_ref(np.exp(L - L.max(1, keepdims=True)),
+                                                 starts, pi, A)
+    assert est.score(X, lengths) == pytest.approx(ll.sum() + L.max(1).sum(), rel=1e-12)
+    np.testing.assert_allclose(est.predict_proba(X, lengths), gamma, atol=1e-12)
+    # one EM step: a missing entry contributes E[x] = mu_k, E[(x - m)^2] = (mu_k - m)^2 + var_k
+    est.fit(X, lengths)
+    obs = ~np.isnan(X)
+    Xz = np.where(obs, X, 0.0)
+    nk = gamma.sum(axis=0)
+    ex = gamma.T @ Xz + (gamma.T @ ~obs) * means
+    new_means = ex / nk[:, None]
+    dev = np.stack([(gamma[:, k:k + 1] * (obs * (Xz - new_means[k]) ** 2
+                     + ~obs * ((means[k] - new_means[k]) ** 2 + var[k]))).sum(0)
+                    for k in range(3)])
+    new_var = (0.1 + dev) / nk[:, None]
+    if ct == "spherical":
+        new_var = new_var.mean(axis=1)
+    np.testing.assert_allclose(est.means_, new_means, rtol=1e-10)
+    np.testing.assert_allclose(est._covars_, new_var, rtol=1e-10)
+    # and many steps never lower the objective (check_monotonic="raise")
+    est.set_params(n_iter=15, init_params="stmc", random_state=0).fit(X, lengths)
+    assert np.all(np.isfinite(est.means_))
+
+
+def test_missing_values_rejected_for_full_and_tied():
+    X, lengths = _gaussian_data()
+    X[3, 0] = np.nan
+    for ct in ("full", "tied"):
+        with pytest.raises(ValueError, match="NaN"):
+            emkit.GaussianHMM(2, covariance_type=ct).fit(X, lengths)

@@ -337,7 +337,13 @@ class GaussianHMM(_BaseHMM):
         check_choice(self.covariance_type, "covariance_type", COVARIANCE_TYPES)
 
     def _validate_X(self, X, fit):
-        X = check_array(X, dtype=[np.float64, np.float32])
+        missing_ok = self.covariance_type in ("diag", "spherical")
+        X = check_array(
+            X, dtype=[np.float64, np.float32],
+            ensure_all_finite="allow-nan" if missing_ok else True,
+        )
+        if missing_ok and np.isinf(X).any():
+            raise ValueError("Input X contains infinity (NaN marks a missing value).")
         if not fit and self.n_features is not None and X.shape[1] != self.n_features:
             raise ValueError(
                 f"X has {X.shape[1]} features, but the model has {self.n_features}."
@@ -345,7 +351,12 @@ class GaussianHMM(_BaseHMM):
         return X
 
     def _make_model(self, X, sample_weight=None, fitting=True):
-        center, spread = center_and_spread(X)
+        missing = bool(np.isnan(X).any())
+        if missing:
+            center = np.nan_to_num(np.nanmean(X, axis=0, dtype=np.float64))
+            spread = np.nan_to_num(np.nanstd(X, axis=0, dtype=np.float64))
+        else:
+            center, spread = center_and_spread(X)
         gauss = GaussianModel(
             covariance_type=self.covariance_type, center=center, spread=spread,
             dtype=np.dtype(X.dtype),
@@ -354,11 +365,20 @@ class GaussianHMM(_BaseHMM):
             gauss, means_prior=self.means_prior, means_weight=self.means_weight,
             covars_prior=self.covars_prior, covars_weight=self.covars_weight,
             update_means="m" in self.params, update_covars="c" in self.params,
+            missing=missing,
         )
         return self._chain_model(emission, X.dtype)
 
     def _init_emission(self, X, random_state):
         k = self.n_components
+        if np.isnan(X).any():
+            # hmmlearn's initialisation on the complete rows (on column-mean-filled rows when
+            # fewer than n_components are complete)
+            complete = ~np.isnan(X).any(axis=1)
+            if complete.sum() >= max(k, 2):
+                X = X[complete]
+            else:
+                X = np.where(np.isnan(X), np.nanmean(X, axis=0), X)
         if self._needs_init("m", "means_"):
             from sklearn.cluster import KMeans
 

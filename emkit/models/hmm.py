@@ -25,7 +25,7 @@ import numpy as np
 from ..kernels import hmm as kern
 from ..kernels._parallel import map_row_blocks
 from ._common import floored_log
-from .gaussian import GaussianModel, GaussianParams
+from .gaussian import LOG_2PI, GaussianModel, GaussianParams, GaussianStats
 
 __all__ = [
     "Sequences",
@@ -139,6 +139,12 @@ def _dirichlet_log_prior(prior, probs):
 
 
 # ---------------------------------------------------------------------------- emissions
+def _diag_precisions(ep: GaussianParams) -> np.ndarray:
+    """Per-state, per-feature precisions (K x D) of diag or spherical parameters."""
+    p = ep.precisions()
+    return p if ep.covariance_type == "diag" else np.repeat(p[:, None], ep.n_features, axis=1)
+
+
 @dataclass(frozen=True)
 class GaussianEmission:
     """Gaussian emissions: GaussianMixture's kernel and statistics, hmmlearn's M-step.
@@ -146,6 +152,9 @@ class GaussianEmission:
     ``gaussian`` computes the log-densities (its log-probability path with every state weight
     one, so the per-state constant has no mixture weight) and the statistics about the current
     means. ``means_prior``/``means_weight``/``covars_prior``/``covars_weight`` are hmmlearn's.
+    ``missing``: NaN entries of X are missing observations (diag and spherical), marginalised
+    exactly in the E-step; the statistics then hold their conditional moments, so the M-step
+    and the bound are unchanged.
     """
 
     gaussian: GaussianModel
@@ -155,6 +164,7 @@ class GaussianEmission:
     covars_weight: object = 1.0
     update_means: bool = True
     update_covars: bool = True
+    missing: bool = False
 
     @property
     def covariance_type(self) -> str:
@@ -164,13 +174,47 @@ class GaussianEmission:
         """The same emissions with the Gaussian passes on the calling thread."""
         return replace(self, gaussian=replace(self.gaussian, n_threads=1))
 
+    def _filled(self, X):
+        """``(X with NaN replaced by the model's centre, missing mask)``; mask None if none.
+
+        Missing entries (diag and spherical only) are marginalised exactly: the kernels see
+        the centre ``c`` in their place and the terms of those entries are corrected below,
+        so the Gaussian kernel and its statistics serve unchanged.
+        """
+        if not self.missing:
+            return X, None
+        mask = np.isnan(X)
+        if not mask.any():
+            return X, None
+        c = self.gaussian.center.astype(X.dtype)
+        return np.where(mask, c, X), mask.astype(X.dtype)
+
     def log_prob(self, ep: GaussianParams, X):
-        return self.gaussian.log_prob(ep, X)
+        """``log N(x_t | mu_k, Sigma_k)`` (N x K) over the observed entries of every row."""
+        Xf, mask = self._filled(X)
+        L = self.gaussian.log_prob(ep, Xf)
+        if mask is not None:
+            # remove what the filled entries contributed: per state and feature,
+            # log U_kd - log(2 pi) / 2 - P_kd (c_d - mu_kd)^2 / 2
+            p = _diag_precisions(ep)
+            corr = np.log(p) / 2 - 0.5 * LOG_2PI - 0.5 * p * (self.gaussian.center - ep.means) ** 2
+            L -= (mask @ corr.T.astype(L.dtype)).astype(L.dtype, copy=False)
+        return L
 
     def stats(self, ep: GaussianParams, X, R, total_weight):
-        return self.gaussian.stats_given_resp(
-            ep, X, R, total_weight=total_weight, n_rows=X.shape[0]
+        """GaussianStats of the state posteriors ``R``; a missing entry contributes its
+        conditional moments ``E[x_d] = mu_kd``, ``E[x_d^2] = mu_kd^2 + sigma_kd^2``."""
+        Xf, mask = self._filled(X)
+        es = self.gaussian.stats_given_resp(
+            ep, Xf, R, total_weight=total_weight, n_rows=X.shape[0]
         )
+        if mask is None:
+            return es
+        M = (R.T @ mask).astype(np.float64)  # K x D: posterior mass of the missing entries
+        c, mu, s = self.gaussian.center, ep.means, es.shift
+        sx = es.sx + M * (mu - c)
+        sxx = es.sxx + M * ((mu - s) ** 2 + 1.0 / _diag_precisions(ep) - (c - s) ** 2)
+        return GaussianStats(es.nk, sx, sxx, s, 0.0, 0.0, es.total_weight, es.n_rows)
 
     def ecll(self, ep, es) -> float:
         return self.gaussian.expected_complete_loglik(ep, es)

@@ -127,3 +127,31 @@ def test_sample_follows_hmmlearn():
     np.testing.assert_allclose(Xe, Xh, rtol=1e-12)
     np.testing.assert_allclose(e.get_stationary_distribution(),
                                h.get_stationary_distribution(), rtol=1e-10)
+
+
+@pytest.mark.parametrize("params, init_params", [("tm", ""), ("smc", "st"), ("se", "")])
+def test_params_and_init_params_follow_hmmlearn(params, init_params):
+    # (not "c" without "m": hmmlearn then drops the posterior counts its covariance update
+    # needs and its covariances blow up; emkit updates them about the fixed means)
+    if "e" in params:
+        X, init = _categorical_problem()
+        name = "CategoricalHMM"
+    else:
+        X, init = _gaussian_problem("diag")
+        name = "GaussianHMM"
+    init = {k: v for k, v in init.items() if k[0] not in init_params}
+    kw = dict(tol=0.0, params=params, init_params=init_params, random_state=2)
+    h, e = _fit_both(name, X, init, 5, kw)
+    for attr in ("startprob_", "transmat_", "means_", "_covars_", "emissionprob_"):
+        if hasattr(h, attr):
+            assert _rel(getattr(e, attr), getattr(h, attr)) < 1e-8, attr
+
+
+def test_float32_data_stays_close_to_hmmlearn():
+    X, init = _gaussian_problem("full")
+    h, _ = _fit_both("GaussianHMM", X, init, 5, dict(covariance_type="full", tol=0.0,
+                                                     init_params=""))
+    e = _set(emkit.GaussianHMM(3, covariance_type="full", n_iter=5, tol=0.0, init_params="",
+                               check_monotonic="raise"), init).fit(X.astype(np.float32), LENGTHS)
+    assert e.means_.dtype == np.float32
+    assert _rel(e.means_, h.means_) < 1e-4 and _rel(e.covars_, h.covars_) < 1e-4

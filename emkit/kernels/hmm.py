@@ -57,7 +57,9 @@ def _forward_backward(B, starts, startprob, transmat, transmat_t, gamma, loglik,
     for s in range(n_seq):
         a, b = starts[s], starts[s + 1]
         scale = np.empty(b - a, dtype=np.float64)
-        # forward: the scaled alphas go into gamma's rows
+        # forward: gamma[t] holds a_t = (alpha_hat_{t-1} A) * B_t and scale[t] = c_t = sum a_t,
+        # alpha_hat_t = a_t / c_t. The next step's dot products read a_t itself and apply
+        # 1 / c_t after them, so the division is off the recursion's critical path.
         tot = 0.0
         for j in range(k_all):
             v = startprob[j] * B[a, j]
@@ -65,9 +67,7 @@ def _forward_backward(B, starts, startprob, transmat, transmat_t, gamma, loglik,
             tot += v
         scale[0] = tot
         inv = 1.0 / tot
-        for j in range(k_all):
-            gamma[a, j] *= inv
-        # alpha_t(j) = B_t(j) sum_i alpha_{t-1}(i) A_ij: a dot product with the contiguous row
+        # a_t(j) = B_t(j) sum_i alpha_hat_{t-1}(i) A_ij: a dot product with the contiguous row
         # j of A^T, accumulated in a register (the recursion is latency-bound, so the K
         # independent sums must not go through memory)
         for t in range(a + 1, b):
@@ -76,13 +76,11 @@ def _forward_backward(B, starts, startprob, transmat, transmat_t, gamma, loglik,
                 acc = 0.0
                 for i in range(k_all):
                     acc += gamma[t - 1, i] * transmat_t[j, i]
-                v = acc * B[t, j]
+                v = acc * B[t, j] * inv
                 gamma[t, j] = v
                 tot += v
             scale[t - a] = tot
             inv = 1.0 / tot
-            for j in range(k_all):
-                gamma[t, j] *= inv
         ll = 0.0
         for t in range(b - a):
             ll += np.log(scale[t])
@@ -94,23 +92,26 @@ def _forward_backward(B, starts, startprob, transmat, transmat_t, gamma, loglik,
         for i in range(k_all):
             for j in range(k_all):
                 acc_tr[i, j] = 0.0
+        inv = 1.0 / scale[b - 1 - a]
+        for j in range(k_all):
+            gamma[b - 1, j] *= inv
         for t in range(b - 2, a - 1, -1):
-            inv = 1.0 / scale[t + 1 - a]
+            inv_next = inv
+            inv = 1.0 / scale[t - a]
             for j in range(k_all):
-                tmp[j] = B[t + 1, j] * beta[j] * inv
-            # xi_t(i, j) = alpha_t(i) A_ij tmp_j: accumulate the outer products alpha_t tmp^T,
-            # multiplied by A once per sequence below
+                tmp[j] = B[t + 1, j] * beta[j] * inv_next
+            # xi_t(i, j) = alpha_hat_t(i) A_ij tmp_j: accumulate the outer products
+            # alpha_hat_t tmp^T, multiplied by A once per sequence below; beta_t = A @ tmp,
+            # one dot product per state; gamma_t = alpha_hat_t * beta_t
             for i in range(k_all):
-                al = gamma[t, i]
+                al = gamma[t, i] * inv
                 for j in range(k_all):
                     acc_tr[i, j] += al * tmp[j]
-            # beta_t = A @ tmp, one dot product per state
-            for i in range(k_all):
                 acc = 0.0
                 for j in range(k_all):
                     acc += transmat[i, j] * tmp[j]
                 beta[i] = acc
-                gamma[t, i] *= acc
+                gamma[t, i] = al * acc
         for i in range(k_all):
             for j in range(k_all):
                 acc_tr[i, j] *= transmat[i, j]

@@ -18,7 +18,7 @@ parameters not being updated (``params`` without ``"s"``, ``"t"``, ...).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -72,10 +72,24 @@ class HMMParams:
     startprob: np.ndarray
     transmat: np.ndarray
     emission: object
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def n_components(self) -> int:
         return self.startprob.shape[0]
+
+    def log_chain(self):
+        """``(log startprob, log transmat)``, floored (computed once per parameter set)."""
+        if "logs" not in self._cache:
+            self._cache["logs"] = (floored_log(self.startprob), floored_log(self.transmat))
+        return self._cache["logs"]
+
+    def cached(self, key, owner, compute):
+        """``compute()`` once per parameter set and ``owner`` (the model asking)."""
+        hit = self._cache.get(key)
+        if hit is None or hit[0] is not owner:
+            hit = self._cache[key] = (owner, compute())
+        return hit[1]
 
 
 @dataclass(frozen=True, eq=False)
@@ -382,10 +396,14 @@ class HMMModel:
 
         Blocks of whole sequences (about ``block_rows`` rows each) run on emkit's thread
         pool, their statistics summed in block order (reproducible whatever the threads);
-        with a single block the emission model's own passes use the threads instead.
+        with a single large block (one long sequence) the emission model's own passes use the
+        threads instead.
         """
         blocks = list(X.blocks(self.block_rows))
-        emission = self.emission if len(blocks) == 1 else self.emission.serial()
+        # threads inside the emission passes only for one large block (a thread-pool round
+        # trip costs more than a small block's GEMM)
+        threaded = len(blocks) == 1 and X.X.shape[0] >= 2 * self.block_rows
+        emission = self.emission if threaded else self.emission.serial()
 
         def run(sl):
             block, seq = blocks[sl.start]
@@ -417,17 +435,18 @@ class HMMModel:
         return HMMParams(start, trans, self.emission.m_step(stats.emission, old.emission))
 
     def expected_complete_loglik(self, params: HMMParams, stats: HMMStats) -> float:
-        chain = np.dot(stats.start, floored_log(params.startprob)) + np.sum(
-            stats.trans * floored_log(params.transmat)
-        )
+        log_pi, log_a = params.log_chain()
+        chain = np.dot(stats.start, log_pi) + np.sum(stats.trans * log_a)
         return float(chain) + self.emission.ecll(params.emission, stats.emission)
 
     def log_prior(self, params: HMMParams) -> float:
-        return (
+        """The log prior the M-step maximises (up to a constant), computed once per
+        parameter set."""
+        return params.cached("log_prior", self, lambda: (
             _dirichlet_log_prior(self.startprob_prior, params.startprob)
             + _dirichlet_log_prior(self.transmat_prior, params.transmat)
             + self.emission.log_prior(params.emission)
-        )
+        ))
 
     def elbo(self, params: HMMParams, stats: HMMStats) -> float:
         """``E_Q[log p(X, Z | theta)] + H(Q) + log p(theta)``; equals ``log_evidence +
@@ -441,9 +460,8 @@ class HMMModel:
         return self.elbo(params, stats)
 
     def roundoff_scale(self, params: HMMParams, stats: HMMStats) -> float:
-        chain = np.sum(np.abs(stats.start * floored_log(params.startprob))) + np.sum(
-            np.abs(stats.trans * floored_log(params.transmat))
-        )
+        log_pi, log_a = params.log_chain()
+        chain = np.sum(np.abs(stats.start * log_pi)) + np.sum(np.abs(stats.trans * log_a))
         return float(
             chain + self.emission.roundoff_scale(params.emission, stats.emission)
             + abs(stats.entropy) + abs(stats.log_evidence)
@@ -459,6 +477,6 @@ class HMMModel:
         """``(log-probability of each sequence's best path, states (N,))``."""
         L = self.emission.log_prob(params.emission, seqs.X)
         path, logprob = kern.viterbi(
-            L, seqs.starts, floored_log(params.startprob), floored_log(params.transmat)
+            L, seqs.starts, *params.log_chain()
         )
         return logprob, path

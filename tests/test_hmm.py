@@ -254,6 +254,15 @@ def test_float32_kept_and_estimator_conventions():
     assert emkit.GaussianHMM(2).fit(X64).predict(X64).shape == (len(X64),)
 
 
+def test_unfitted_raises_not_fitted():
+    from sklearn.exceptions import NotFittedError
+
+    X, lengths = _symbols()
+    for est in (emkit.CategoricalHMM(2), emkit.GaussianHMM(2)):
+        with pytest.raises(NotFittedError):
+            est.score(X, lengths)
+
+
 def test_verbose_prints(capsys):
     X, lengths = _gaussian_data()
     emkit.GaussianHMM(2, n_iter=3, verbose=2, random_state=0).fit(X, lengths)

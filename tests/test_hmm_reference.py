@@ -75,6 +75,10 @@ def test_gaussian_iterates_equal_hmmlearn(ct, priors):
         lp_h, path_h = h.decode(X, LENGTHS)
         np.testing.assert_array_equal(path_e, path_h)
         assert lp_e == pytest.approx(lp_h, rel=1e-10)
+        lp_e, path_e = e.decode(X, LENGTHS, algorithm="map")
+        lp_h, path_h = h.decode(X, LENGTHS, algorithm="map")
+        np.testing.assert_array_equal(path_e, path_h)
+        assert lp_e == pytest.approx(lp_h, rel=1e-10)
         assert e.bic(X, LENGTHS) == pytest.approx(h.bic(X, LENGTHS), rel=1e-10)
         assert e.aic(X, LENGTHS) == pytest.approx(h.aic(X, LENGTHS), rel=1e-10)
 

@@ -119,6 +119,8 @@ class _BaseHMM(BaseEM):
 
     # ---------------------------------------------------------------- data
     def _sequences(self, X, lengths, fit=False):
+        if not fit:
+            check_is_fitted(self, "startprob_")
         X = self._validate_X(X, fit)
         return Sequences(X, check_lengths(lengths, X.shape[0]))
 
@@ -236,8 +238,9 @@ class _BaseHMM(BaseEM):
         if algorithm == "viterbi":
             logprob, path = model.viterbi(params, seqs)
             return float(np.sum(logprob)), path
-        ll, gamma = model.score_sequences(params, seqs)
-        return float(np.sum(ll)), np.argmax(gamma, axis=1)
+        _, gamma = model.score_sequences(params, seqs)
+        # hmmlearn's "map" log_prob: the sum of the per-step maximal posteriors
+        return float(np.max(gamma, axis=1).sum()), np.argmax(gamma, axis=1)
 
     def predict(self, X, lengths=None):
         """Most likely states (by ``algorithm``)."""

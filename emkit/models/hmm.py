@@ -24,7 +24,7 @@ import numpy as np
 
 from ..kernels import hmm as kern
 from ..kernels._parallel import map_row_blocks
-from ._common import floored_log
+from ._common import LOG_TINY, floored_log
 from .gaussian import LOG_2PI, GaussianModel, GaussianParams, GaussianStats
 
 __all__ = [
@@ -315,6 +315,13 @@ class CategoricalEmission:
     def log_prob(self, E, x):
         return floored_log(E).T[x].astype(self.dtype)
 
+    def scaled(self, E, x):
+        """``exp(log_prob - its row maxima)`` and the maxima, by a gather: symbol ``v``'s
+        column of ``E`` divided by its largest entry (floored as :meth:`log_prob` floors)."""
+        Ef = np.maximum(E, np.exp(LOG_TINY))
+        top = Ef.max(axis=0)
+        return (Ef / top).T.astype(self.dtype)[x], np.log(top)[x]
+
     def stats(self, E, x, R, total_weight):
         return kern.symbol_counts(x, R, self.n_symbols).T
 
@@ -335,7 +342,13 @@ class CategoricalEmission:
 
 # ---------------------------------------------------------------------------- the HMM
 def _emission_scaled(emission, params, X):
-    """``B = exp(L - max_k L)`` and the per-step maxima (float64) of a block."""
+    """``B = exp(L - max_k L)`` and the per-step maxima (float64) of a block.
+
+    An emission model may compute them itself (``scaled``: categorical emissions need no
+    exponential at all).
+    """
+    if hasattr(emission, "scaled"):
+        return emission.scaled(params.emission, X)
     L = emission.log_prob(params.emission, X)
     mx = kern.row_max_subtract(L)
     np.exp(L, out=L)

@@ -11,12 +11,15 @@ from ._trace import Trace
 from .estimators.bayesian_gaussian_mixture import BayesianGaussianMixture
 from .estimators.bernoulli_mixture import BernoulliMixture
 from .estimators.gaussian_mixture import GaussianMixture
+from .estimators.hmm import CategoricalHMM, GaussianHMM
 from .estimators.lda import LatentDirichletAllocation
 from .selection import select
 
 __all__ = [
     "BayesianGaussianMixture",
     "BernoulliMixture",
+    "CategoricalHMM",
+    "GaussianHMM",
     "GaussianMixture",
     "IterationInfo",
     "LatentDirichletAllocation",

@@ -1,4 +1,6 @@
-"""What every emkit mixture estimator shares: n_init, warm start, online EM, the trace, scores."""
+"""What emkit's estimators share: the runs of the driver and the trace (:class:`BaseEM`);
+for the mixtures also n_init, warm start, online EM, dask input and scores over rows
+(:class:`BaseEMMixture`)."""
 
 from __future__ import annotations
 
@@ -40,7 +42,9 @@ from ._validation import (
 from .kernels._parallel import blas_single_thread
 from .models._common import one_hot
 
-__all__ = ["BaseEMMixture", "VerbosePrinter", "INIT_PARAMS", "initial_assignments", "as_resp"]
+__all__ = [
+    "BaseEM", "BaseEMMixture", "VerbosePrinter", "INIT_PARAMS", "initial_assignments", "as_resp",
+]
 
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 
@@ -145,14 +149,22 @@ class VerbosePrinter:
             )
 
 
-class BaseEMMixture(DensityMixin, BaseEstimator):
-    """Template shared by the mixtures: subclasses supply the model and its parameters.
+class BaseEM(BaseEstimator):
+    """What every estimator on :func:`emkit._em.run_em` shares, mixture or not.
 
-    Subclasses implement ``_check_hyperparameters``, ``_make_model``, ``_initial_params``,
-    ``_set_fitted_params``, ``_n_parameters`` and ``_validate_X``; the EM loop itself lives in
-    :func:`emkit._em.run_em`, the online step in :meth:`partial_fit` (one implementation for
-    every mixture, on :func:`emkit._em.stepwise_update`).
+    The progress callback (``verbose`` printing plus the user's ``callback``), the runs from
+    the initialisations, and the fitted attributes every estimator has: ``trace_``,
+    ``traces_``, ``lower_bound_``, ``lower_bounds_``, ``n_iter_``, ``converged_``. Subclasses
+    supply the model (``_make_model``), its initial parameters (``_initial_params``) and how
+    the parameters become attributes (``_set_fitted_params``). Mixture-only behaviour
+    (prediction over components, information criteria over rows, online EM, dask input)
+    lives in :class:`BaseEMMixture`; the hidden Markov models build on this class directly.
     """
+
+    #: warn (ConvergenceWarning) when the kept run did not converge
+    _warn_unconverged = True
+    #: the name of the estimator's parameter that caps the M-steps
+    _max_iter_name = "max_iter"
 
     # ---------------------------------------------------------------- hooks
     @abstractmethod
@@ -169,6 +181,116 @@ class BaseEMMixture(DensityMixin, BaseEstimator):
 
     @abstractmethod
     def _n_parameters(self) -> int: ...
+
+    def _max_iter(self) -> int:
+        """The most M-steps a fit may take (the estimator's ``max_iter`` or ``n_iter``)."""
+        return getattr(self, self._max_iter_name)
+
+    def _check_em_common(self, allow_bool_verbose=False):
+        """The driver-facing parameters every estimator has (``verbose`` may be a bool where
+        the estimator's reference takes one, as hmmlearn's)."""
+        check_real(self.tol, "tol", low=0.0)
+        check_int(self._max_iter(), self._max_iter_name, low=0)
+        verbose = self.verbose
+        if allow_bool_verbose and isinstance(verbose, (bool, np.bool_)):
+            verbose = int(verbose)
+        check_int(verbose, "verbose", low=0)
+        check_int(getattr(self, "verbose_interval", 1), "verbose_interval", low=1)
+        check_choice(self.check_monotonic, "check_monotonic", CHECK_MONOTONIC)
+        if self.callback is not None and not callable(self.callback):
+            raise ValueError(f"callback must be callable or None, got {self.callback!r}.")
+
+    def _progress(self):
+        """``(printer, callback)``: the verbose printer, and it chained with ``callback``."""
+        printer = VerbosePrinter(int(self.verbose), getattr(self, "verbose_interval", 10))
+        user_cb = self.callback
+
+        def callback(info):
+            printer(info)
+            if user_cb is not None:
+                user_cb(info)
+
+        return printer, callback
+
+    def _init_needs_data(self) -> bool:
+        """False when the user gave every initial parameter (no clustering to run)."""
+        return True
+
+    def _init_rows(self, X, sample_weight, random_state):
+        """The data the initialisation sees (all of it unless a subclass subsamples)."""
+        return X, sample_weight
+
+    def _run_inits(self, model, X, sw, n_init, do_init, random_state, printer, callback, rtol,
+                   *, max_iter, tol):
+        """Run EM from every initialisation; return the best result and all traces.
+
+        ``max_iter`` and ``tol`` (per sample) are the driver's; each estimator maps its own
+        parameters onto them.
+        """
+        em = em_model(model, X)
+        best, traces = None, []
+        for init in range(n_init):
+            printer.begin_init(init)
+            if do_init and self._init_needs_data():
+                Xi, wi = self._init_rows(X, sw, random_state)
+                params = self._initial_params(model, Xi, wi, random_state)
+                del Xi, wi  # a subsample's copy is not kept through the run
+            elif do_init:
+                params = self._initial_params(model, None, None, random_state)
+            else:
+                params = self._params_
+            result = run_em(
+                em, X, sw, params, max_iter=max_iter, tol=tol,
+                check_monotonic=self.check_monotonic, rtol=rtol, callback=callback, init=init,
+            )
+            printer.end_init(result.lower_bound, result.converged)
+            traces.append(result.trace)
+            if best is None or result.lower_bound > best.lower_bound:
+                best = result
+        return best, traces
+
+    def _finish_fit(self, dtype, model, best, traces):
+        """Warn if the kept run did not converge; set the fitted attributes in ``dtype``."""
+        if self._warn_unconverged and not best.converged and self._max_iter() > 0:
+            warnings.warn(
+                "Best performing initialization did not converge. Try different init "
+                "parameters, or increase max_iter, tol, or check for degenerate data.",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+        self._store(
+            model, best.params, best.stats, best.trace, traces, dtype,
+            lower_bound=best.lower_bound, lower_bounds=best.trace.elbo_after_e[1:],
+            n_samples_seen=best.stats.total_weight, n_steps=0,
+        )
+        return best
+
+    def _store(self, model, params, stats, trace, traces, dtype, *, lower_bound, lower_bounds,
+               n_samples_seen, n_steps):
+        """Set the fitted attributes (``fit`` and ``partial_fit`` alike)."""
+        self._model_ = model
+        self._params_ = params
+        self._stats_ = stats  # what a later partial_fit blends into
+        self._n_steps_ = int(n_steps)  # partial_fit steps since the last fit
+        self._set_fitted_params(params, dtype)
+        self.converged_ = bool(trace.converged)
+        self.n_iter_ = int(trace.n_iter)
+        self.lower_bound_ = float(lower_bound)
+        self.lower_bounds_ = [float(v) for v in lower_bounds]
+        self.trace_ = trace
+        self.traces_ = traces
+        self.best_init_ = int(trace.init)
+        self.n_samples_seen_ = float(n_samples_seen)
+
+
+class BaseEMMixture(DensityMixin, BaseEM):
+    """Template shared by the mixtures: subclasses supply the model and its parameters.
+
+    Subclasses implement ``_check_hyperparameters``, ``_make_model``, ``_initial_params``,
+    ``_set_fitted_params``, ``_n_parameters`` and ``_validate_X``; the EM loop itself lives in
+    :func:`emkit._em.run_em`, the online step in :meth:`partial_fit` (one implementation for
+    every mixture, on :func:`emkit._em.stepwise_update`).
+    """
 
     def _validate_fit_X(self, X):
         return check_fit_data(self, X, n_components=self.n_components)
@@ -199,17 +321,11 @@ class BaseEMMixture(DensityMixin, BaseEstimator):
 
     def _check_common(self):
         check_int(self.n_components, "n_components", low=1)
-        check_real(self.tol, "tol", low=0.0)
-        check_int(self.max_iter, "max_iter", low=0)
+        self._check_em_common()
         check_int(self.n_init, "n_init", low=1)
-        check_int(self.verbose, "verbose", low=0)
-        check_int(getattr(self, "verbose_interval", 1), "verbose_interval", low=1)
         if not isinstance(self.warm_start, (bool, np.bool_)):
             raise ValueError(f"warm_start must be a bool, got {self.warm_start!r}.")
-        check_choice(self.check_monotonic, "check_monotonic", CHECK_MONOTONIC)
         check_learning_schedule(self.learning_decay, self.learning_offset)
-        if self.callback is not None and not callable(self.callback):
-            raise ValueError(f"callback must be callable or None, got {self.callback!r}.")
 
     # ---------------------------------------------------------------- fitting
     def fit(self, X, y=None, sample_weight=None):
@@ -261,20 +377,14 @@ class BaseEMMixture(DensityMixin, BaseEstimator):
         n_init = self.n_init if do_init else 1
         random_state = check_random_state(self.random_state)
         model = self._make_model(X, sw)
-        printer = VerbosePrinter(self.verbose, getattr(self, "verbose_interval", 10))
-        user_cb = self.callback
-
-        def callback(info):
-            printer(info)
-            if user_cb is not None:
-                user_cb(info)
-
+        printer, callback = self._progress()
         rtol = monotonic_rtol(X.dtype)
         with blas_single_thread():
             best, traces = self._run_inits(
-                model, X, sw, n_init, do_init, random_state, printer, callback, rtol
+                model, X, sw, n_init, do_init, random_state, printer, callback, rtol,
+                max_iter=self.max_iter, tol=self.tol,
             )
-        return self._finish_fit(X, model, best, traces)
+        return self._finish_fit(X.dtype, model, best, traces)
 
     def _validate_dask_fit(self, X, sample_weight, *, reset, dtype=None):
         """Rows of a dask array, checked block by block where they live (one pass).
@@ -296,10 +406,6 @@ class BaseEMMixture(DensityMixin, BaseEstimator):
         """A picklable function that validates and converts one block of a dask array."""
         return partial(convert_dense_block, dtype=dtype)
 
-    def _init_needs_data(self) -> bool:
-        """False when the user gave every initial parameter (no clustering to run)."""
-        return True
-
     def _init_rows(self, X, sample_weight, random_state):
         """The rows the initialisation sees: all of them, or a uniform random subsample.
 
@@ -319,62 +425,6 @@ class BaseEMMixture(DensityMixin, BaseEstimator):
         if on_dask(X):
             return X.take(idx)
         return X[idx], None if sample_weight is None else sample_weight[idx]
-
-    def _run_inits(self, model, X, sw, n_init, do_init, random_state, printer, callback, rtol):
-        """Run EM from every initialisation; return the best result and all traces."""
-        em = em_model(model, X)
-        best, traces = None, []
-        for init in range(n_init):
-            printer.begin_init(init)
-            if do_init and self._init_needs_data():
-                Xi, wi = self._init_rows(X, sw, random_state)
-                params = self._initial_params(model, Xi, wi, random_state)
-                del Xi, wi  # a subsample's copy is not kept through the run
-            elif do_init:
-                params = self._initial_params(model, None, None, random_state)
-            else:
-                params = self._params_
-            result = run_em(
-                em, X, sw, params, max_iter=self.max_iter, tol=self.tol,
-                check_monotonic=self.check_monotonic, rtol=rtol, callback=callback, init=init,
-            )
-            printer.end_init(result.lower_bound, result.converged)
-            traces.append(result.trace)
-            if best is None or result.lower_bound > best.lower_bound:
-                best = result
-        return best, traces
-
-    def _finish_fit(self, X, model, best, traces):
-        if not best.converged and self.max_iter > 0:
-            warnings.warn(
-                "Best performing initialization did not converge. Try different init "
-                "parameters, or increase max_iter, tol, or check for degenerate data.",
-                ConvergenceWarning,
-                stacklevel=4,
-            )
-        self._store(
-            model, best.params, best.stats, best.trace, traces, X.dtype,
-            lower_bound=best.lower_bound, lower_bounds=best.trace.elbo_after_e[1:],
-            n_samples_seen=best.stats.total_weight, n_steps=0,
-        )
-        return best
-
-    def _store(self, model, params, stats, trace, traces, dtype, *, lower_bound, lower_bounds,
-               n_samples_seen, n_steps):
-        """Set the fitted attributes (``fit`` and ``partial_fit`` alike)."""
-        self._model_ = model
-        self._params_ = params
-        self._stats_ = stats  # what a later partial_fit blends into
-        self._n_steps_ = int(n_steps)  # partial_fit steps since the last fit
-        self._set_fitted_params(params, dtype)
-        self.converged_ = bool(trace.converged)
-        self.n_iter_ = int(trace.n_iter)
-        self.lower_bound_ = float(lower_bound)
-        self.lower_bounds_ = [float(v) for v in lower_bounds]
-        self.trace_ = trace
-        self.traces_ = traces
-        self.best_init_ = int(trace.init)
-        self.n_samples_seen_ = float(n_samples_seen)
 
     # ---------------------------------------------------------------- online EM
     def partial_fit(self, X, y=None, sample_weight=None):

@@ -40,6 +40,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from .._jit import jit
+from ._rows import row_max_subtract_kernel
 from .gaussian import normalize_log_prob
 
 __all__ = [
@@ -125,16 +126,8 @@ def _csr_centered_log_prob(data, indices, indptr, start, stop, W, c, out, row_ma
         row_max[:] = L.max(axis=1)
         out[:] = L - row_max[:, None]
     """
-    n_comp = W.shape[1]
     _csr_log_prob_jit(data, indices, indptr, start, stop, W, c, out)
-    for r in range(stop - start):
-        m = out[r, 0]
-        for k in range(1, n_comp):
-            if out[r, k] > m:
-                m = out[r, k]
-        row_max[r] = m
-        for k in range(n_comp):
-            out[r, k] -= m
+    row_max_subtract_kernel(out[: stop - start], row_max)
 
 
 def _csr_resp_stats(data, indices, indptr, start, stop, L, E, row_max, w, weighted, sxT, nk):

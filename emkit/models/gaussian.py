@@ -348,15 +348,53 @@ class GaussianModel:
         sx = sum(p[1] for p in parts)
         means = c + np.divide(sx, nk[:, None], out=np.zeros_like(sx), where=nk[:, None] > 0)
 
+        nk, sx, sxx = self._scatter_about(X, weights, means)
+        total = float(n if sample_weight is None else np.sum(sample_weight, dtype=np.float64))
+        return GaussianStats(nk, sx, sxx, means, np.nan, np.nan, total, float(n))
+
+    def _scatter_about(self, X, weights, shift):
+        """``(nk, sx, sxx)`` of ``X`` about ``shift`` (K x D), exact, float64, one blocked
+        pass; ``weights(sl)`` gives the weighted responsibilities of the rows ``sl``."""
+        n, d = X.shape
         parts = map_row_blocks(
-            lambda sl: self._stats_about(X[sl].astype(np.float64), weights(sl), means),
-            n, bs, self.n_threads, combine=_add_parts_stats,
+            lambda sl: self._stats_about(X[sl].astype(np.float64), weights(sl), shift),
+            n, self._block_size(d, "exact"), self.n_threads, combine=_add_parts_stats,
         )
         nk, sx, sxx = parts[0]
         for p in parts[1:]:
             nk, sx, sxx = nk + p[0], sx + p[1], sxx + p[2]
-        total = float(n if sample_weight is None else np.sum(sample_weight, dtype=np.float64))
-        return GaussianStats(nk, sx, sxx, means, np.nan, np.nan, total, float(n))
+        return nk, sx, sxx
+
+    def stats_given_resp(self, params: GaussianParams, X, resp, *, total_weight,
+                         n_rows) -> GaussianStats:
+        """Statistics of ``X`` for given weighted responsibilities ``resp`` (N x K, sample
+        weights already applied), float64.
+
+        The emission statistics of a hidden Markov model (``resp``: the state posteriors at
+        ``params``). The path is the E-step's: where :meth:`fast_path_ok` holds, one GEMM of
+        the block's features with ``resp`` (statistics about ``center``); otherwise the exact
+        per-component pass about ``params.means``. ``log_evidence`` and ``entropy`` are zero:
+        they belong to the model whose posteriors ``resp`` are.
+        """
+        n, d = X.shape
+        prep = self.prepare(params)
+        if prep.path == "fast":
+            def block(sl):
+                Phi = self._features(X[sl], prep, reuse=True)
+                return (Phi @ resp[sl].astype(Phi.dtype, copy=False)).astype(np.float64), 0, 0
+
+            parts = map_row_blocks(
+                block, n, self._block_size(d, "fast"), self.n_threads, combine=_add_parts
+            )
+            G = parts[0][0].copy()
+            for p in parts[1:]:
+                G += p[0]
+            nk, sx, sxx = self._decode(G.T, d)
+            shift = np.broadcast_to(prep.center.astype(np.float64), (params.n_components, d))
+        else:
+            shift = np.asarray(params.means, dtype=np.float64)
+            nk, sx, sxx = self._scatter_about(X, lambda sl: resp[sl], shift)
+        return GaussianStats(nk, sx, sxx, shift, 0.0, 0.0, float(total_weight), float(n_rows))
 
     def moments(self, stats: GaussianStats):
         """Weighted counts, means and covariances (with ``reg_covar``) from the statistics:

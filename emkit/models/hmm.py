@@ -1,0 +1,495 @@
+"""Hidden Markov models: a Markov chain composed with an emission model, on the one driver.
+
+Baum-Welch is EM: the E-step (forward-backward, :mod:`emkit.kernels.hmm`) sets Q(Z) to the exact
+posterior over state paths and returns additive statistics, which are the start counts, the
+expected transition counts and the emission model's statistics with the state posteriors as
+responsibilities (for Gaussian emissions exactly :class:`~emkit.models.gaussian.GaussianStats`;
+for categorical emissions K x V counts). Statistics of different sequences add up, so blocks of
+sequences are summed like blocks of rows.
+
+The M-step is hmmlearn's (0.3), priors included: Dirichlet priors on the start and transition
+probabilities (and the categorical emissions), a Normal prior on the means and an inverse-gamma
+(diag, spherical) or inverse-Wishart (full, tied) prior on the covariances. ``log_prior`` is the
+log density (up to a constant) that this M-step maximises jointly with the ELBO. hmmlearn keeps a
+zero start or transition probability at zero (left-right chains); so does :meth:`HMMModel.m_step`,
+which reads the parameters the statistics were computed at (``stats.at``) for that and for the
+parameters not being updated (``params`` without ``"s"``, ``"t"``, ...).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from ..kernels import hmm as kern
+from ..kernels._parallel import map_row_blocks
+from ._common import LOG_TINY, floored_log
+from .gaussian import LOG_2PI, GaussianModel, GaussianParams, GaussianStats
+
+__all__ = [
+    "Sequences",
+    "HMMParams",
+    "HMMStats",
+    "HMMModel",
+    "GaussianEmission",
+    "CategoricalEmission",
+    "dirichlet_m_step",
+]
+
+
+@dataclass(frozen=True, eq=False)
+class Sequences:
+    """Concatenated sequences: ``X`` (N x D, or N symbols) and ``starts`` (S + 1 offsets)."""
+
+    X: np.ndarray
+    starts: np.ndarray
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.starts)
+
+    @property
+    def n_sequences(self) -> int:
+        return len(self.starts) - 1
+
+    def blocks(self, max_rows: int):
+        """Runs of whole sequences of about ``max_rows`` rows: ``(Sequences, seq slice)``."""
+        s, n_seq = 0, self.n_sequences
+        while s < n_seq:
+            e = s + 1
+            while e < n_seq and self.starts[e + 1] - self.starts[s] <= max_rows:
+                e += 1
+            a, b = int(self.starts[s]), int(self.starts[e])
+            yield Sequences(self.X[a:b], self.starts[s : e + 1] - a), slice(s, e)
+            s = e
+
+
+@dataclass(frozen=True, eq=False)
+class HMMParams:
+    """``startprob`` (K,), ``transmat`` (K, K) and the emission parameters, float64."""
+
+    startprob: np.ndarray
+    transmat: np.ndarray
+    emission: object
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    @property
+    def n_components(self) -> int:
+        return self.startprob.shape[0]
+
+    def log_chain(self):
+        """``(log startprob, log transmat)``, floored (computed once per parameter set)."""
+        if "logs" not in self._cache:
+            self._cache["logs"] = (floored_log(self.startprob), floored_log(self.transmat))
+        return self._cache["logs"]
+
+    def cached(self, key, owner, compute):
+        """``compute()`` once per parameter set and ``owner`` (the model asking)."""
+        hit = self._cache.get(key)
+        if hit is None or hit[0] is not owner:
+            hit = self._cache[key] = (owner, compute())
+        return hit[1]
+
+
+@dataclass(frozen=True, eq=False)
+class HMMStats:
+    """Additive statistics of a forward-backward pass (float64).
+
+    ``start[k] = sum_s w_s gamma_s0(k)``, ``trans[i, j] = sum_s w_s sum_t xi_st(i, j)``,
+    ``emission``: the emission model's statistics of ``w_s gamma_st``. ``log_evidence``
+    ``= sum_s w_s log p(x_s)``, ``entropy`` ``= H(Q)`` of the chain posterior, ``total_weight``
+    ``= sum_s w_s T_s`` (the per-sample unit is one time step), ``at``: the parameters of the
+    E-step (what the M-step keeps where it does not update).
+    """
+
+    start: np.ndarray
+    trans: np.ndarray
+    emission: object
+    log_evidence: float
+    entropy: float
+    total_weight: float
+    n_rows: float
+    at: HMMParams | None = None
+
+    def __add__(self, other):
+        if not isinstance(other, HMMStats):
+            return NotImplemented
+        return HMMStats(
+            self.start + other.start, self.trans + other.trans, self.emission + other.emission,
+            self.log_evidence + other.log_evidence, self.entropy + other.entropy,
+            self.total_weight + other.total_weight, self.n_rows + other.n_rows, self.at,
+        )
+
+    def __mul__(self, c):
+        c = float(c)
+        return HMMStats(
+            c * self.start, c * self.trans, self.emission * c, c * self.log_evidence,
+            c * self.entropy, c * self.total_weight, c * self.n_rows, self.at,
+        )
+
+    __rmul__ = __mul__
+
+    def blend(self, rho: float, other: HMMStats) -> HMMStats:
+        """``(1 - rho) * self + rho * other`` (stepwise EM)."""
+        return (1.0 - rho) * self + rho * other
+
+
+def dirichlet_m_step(counts, prior, old, axis=-1):
+    """hmmlearn's update ``max(prior - 1 + counts, 0)`` normalised, zeros of ``old`` kept."""
+    new = np.maximum(np.asarray(prior, dtype=np.float64) - 1.0 + counts, 0.0)
+    if old is not None:
+        new = np.where(old == 0, 0.0, new)
+    total = new.sum(axis=axis, keepdims=True)
+    total[total == 0] = 1.0
+    return new / total
+
+
+def _dirichlet_log_prior(prior, probs):
+    """``sum (prior - 1) log p`` (the Dirichlet log density up to its constant)."""
+    a = np.broadcast_to(np.asarray(prior, dtype=np.float64) - 1.0, probs.shape)
+    nz = a != 0
+    return float(np.sum(a[nz] * floored_log(probs)[nz]))
+
+
+# ---------------------------------------------------------------------------- emissions
+def _diag_precisions(ep: GaussianParams) -> np.ndarray:
+    """Per-state, per-feature precisions (K x D) of diag or spherical parameters."""
+    p = ep.precisions()
+    return p if ep.covariance_type == "diag" else np.repeat(p[:, None], ep.n_features, axis=1)
+
+
+@dataclass(frozen=True)
+class GaussianEmission:
+    """Gaussian emissions: GaussianMixture's kernel and statistics, hmmlearn's M-step.
+
+    ``gaussian`` computes the log-densities (its log-probability path with every state weight
+    one, so the per-state constant has no mixture weight) and the statistics about the current
+    means. ``means_prior``/``means_weight``/``covars_prior``/``covars_weight`` are hmmlearn's.
+    ``missing``: NaN entries of X are missing observations (diag and spherical), marginalised
+    exactly in the E-step; the statistics then hold their conditional moments, so the M-step
+    and the bound are unchanged.
+    """
+
+    gaussian: GaussianModel
+    means_prior: object = 0.0
+    means_weight: object = 0.0
+    covars_prior: object = 1e-2
+    covars_weight: object = 1.0
+    update_means: bool = True
+    update_covars: bool = True
+    missing: bool = False
+
+    @property
+    def covariance_type(self) -> str:
+        return self.gaussian.covariance_type
+
+    def serial(self) -> GaussianEmission:
+        """The same emissions with the Gaussian passes on the calling thread."""
+        return replace(self, gaussian=replace(self.gaussian, n_threads=1))
+
+    def _filled(self, X):
+        """``(X with NaN replaced by the model's centre, missing mask)``; mask None if none.
+
+        Missing entries (diag and spherical only) are marginalised exactly: the kernels see
+        the centre ``c`` in their place and the terms of those entries are corrected below,
+        so the Gaussian kernel and its statistics serve unchanged.
+        """
+        if not self.missing:
+            return X, None
+        mask = np.isnan(X)
+        if not mask.any():
+            return X, None
+        c = self.gaussian.center.astype(X.dtype)
+        return np.where(mask, c, X), mask.astype(X.dtype)
+
+    def log_prob(self, ep: GaussianParams, X):
+        """``log N(x_t | mu_k, Sigma_k)`` (N x K) over the observed entries of every row."""
+        Xf, mask = self._filled(X)
+        L = self.gaussian.log_prob(ep, Xf)
+        if mask is not None:
+            # remove what the filled entries contributed: per state and feature,
+            # log U_kd - log(2 pi) / 2 - P_kd (c_d - mu_kd)^2 / 2
+            p = _diag_precisions(ep)
+            corr = np.log(p) / 2 - 0.5 * LOG_2PI - 0.5 * p * (self.gaussian.center - ep.means) ** 2
+            L -= (mask @ corr.T.astype(L.dtype)).astype(L.dtype, copy=False)
+        return L
+
+    def stats(self, ep: GaussianParams, X, R, total_weight):
+        """GaussianStats of the state posteriors ``R``; a missing entry contributes its
+        conditional moments ``E[x_d] = mu_kd``, ``E[x_d^2] = mu_kd^2 + sigma_kd^2``."""
+        Xf, mask = self._filled(X)
+        es = self.gaussian.stats_given_resp(
+            ep, Xf, R, total_weight=total_weight, n_rows=X.shape[0]
+        )
+        if mask is None:
+            return es
+        M = (R.T @ mask).astype(np.float64)  # K x D: posterior mass of the missing entries
+        c, mu, s = self.gaussian.center, ep.means, es.shift
+        sx = es.sx + M * (mu - c)
+        sxx = es.sxx + M * ((mu - s) ** 2 + 1.0 / _diag_precisions(ep) - (c - s) ** 2)
+        return GaussianStats(es.nk, sx, sxx, s, 0.0, 0.0, es.total_weight, es.n_rows)
+
+    def ecll(self, ep, es) -> float:
+        return self.gaussian.expected_complete_loglik(ep, es)
+
+    def roundoff_scale(self, ep, es) -> float:
+        return self.gaussian.roundoff_scale(ep, es)
+
+    def _cw(self, d):
+        ct, cw = self.covariance_type, np.asarray(self.covars_weight, dtype=np.float64)
+        return np.maximum(cw - (1.0 if ct in ("diag", "spherical") else d), 0.0)
+
+    def m_step(self, es, old: GaussianParams) -> GaussianParams:
+        ct = self.covariance_type
+        k_all, d = old.means.shape
+        nk = es.nk
+        mw = np.asarray(self.means_weight, dtype=np.float64)
+        m0 = np.asarray(self.means_prior, dtype=np.float64)
+        if self.update_means:
+            obs = es.sx + nk[:, None] * es.shift
+            den = np.broadcast_to(mw + nk[:, None], obs.shape)
+            means = np.divide(mw * m0 + obs, den, out=old.means.copy(), where=den > 0)
+        else:
+            means = old.means
+        if not self.update_covars:
+            return old.replace(means=means)
+        about = es.about(means)  # scatter about the new means: nothing cancels
+        diff = means - m0
+        cp = np.asarray(self.covars_prior, dtype=np.float64)
+        cw = self._cw(d)
+        if ct in ("diag", "spherical"):
+            c_n = mw * diff**2 + about.sxx
+            cov = (cp + c_n) / np.maximum(cw + nk[:, None], 1e-5)
+            if ct == "spherical":
+                cov = cov.mean(axis=1)
+        else:
+            c_n = mw * diff[:, :, None] * diff[:, None, :] + about.sxx
+            if ct == "tied":
+                cov = (cp + c_n.sum(axis=0)) / (cw + nk.sum())
+            else:
+                cov = (cp + c_n) / (cw + nk[:, None, None])
+        if ct != "tied":  # a state no sequence visits keeps its covariance
+            visited = (nk + cw > 0).reshape((-1,) + (1,) * (cov.ndim - 1))
+            cov = np.where(visited, cov, old.get_covariances())
+        return GaussianParams.from_covariances(old.weights, means, cov, ct)
+
+    def log_prior(self, ep: GaussianParams) -> float:
+        """The log prior that :meth:`m_step` maximises (up to a constant)."""
+        ct = self.covariance_type
+        k_all, d = ep.means.shape
+        mw = np.asarray(self.means_weight, dtype=np.float64)
+        cp = np.asarray(self.covars_prior, dtype=np.float64)
+        diff = ep.means - np.asarray(self.means_prior, dtype=np.float64)
+        cw = self._cw(d)
+        P = ep.precisions()
+        if ct in ("diag", "spherical"):
+            p = P if ct == "diag" else np.repeat(P[:, None], d, axis=1)
+            logdet = np.log(p)
+            val = -0.5 * (mw * diff**2 + cp) * p + 0.5 * cw * logdet
+            return float(np.sum(np.broadcast_to(val, (k_all, d))))
+        Pk = np.broadcast_to(P, (k_all, d, d)) if ct == "tied" else P
+        quad = np.einsum("ki,kij,kj->k", diff, Pk, diff)
+        mean_term = -0.5 * float(np.sum(mw * quad))
+        logdet = 2.0 * ep.log_det_cholesky()  # log det P_k
+        if ct == "tied":
+            return mean_term - 0.5 * float(np.sum(cp * P)) + 0.5 * float(cw * logdet[0])
+        cov_term = -0.5 * np.sum(np.broadcast_to(cp, (k_all, d, d)) * P) + 0.5 * np.sum(
+            cw * logdet
+        )
+        return mean_term + float(cov_term)
+
+
+@dataclass(frozen=True)
+class CategoricalEmission:
+    """Categorical emissions: ``emissionprob`` (K x V); statistics K x V expected counts."""
+
+    n_symbols: int
+    emissionprob_prior: object = 1.0
+    update: bool = True
+    dtype: np.dtype = np.dtype(np.float64)
+
+    def serial(self) -> CategoricalEmission:
+        return self
+
+    def log_prob(self, E, x):
+        return floored_log(E).T[x].astype(self.dtype)
+
+    def scaled(self, E, x):
+        """``exp(log_prob - its row maxima)`` and the maxima, by a gather: symbol ``v``'s
+        column of ``E`` divided by its largest entry (floored as :meth:`log_prob` floors)."""
+        Ef = np.maximum(E, np.exp(LOG_TINY))
+        top = Ef.max(axis=0)
+        return (Ef / top).T.astype(self.dtype)[x], np.log(top)[x]
+
+    def stats(self, E, x, R, total_weight):
+        return kern.symbol_counts(x, R, self.n_symbols).T
+
+    def ecll(self, E, counts) -> float:
+        return float(np.sum(counts * floored_log(E)))
+
+    def roundoff_scale(self, E, counts) -> float:
+        return float(np.sum(np.abs(counts * floored_log(E))))
+
+    def m_step(self, counts, old):
+        if not self.update:
+            return old
+        return dirichlet_m_step(counts, self.emissionprob_prior, None, axis=1)
+
+    def log_prior(self, E) -> float:
+        return _dirichlet_log_prior(self.emissionprob_prior, E)
+
+
+# ---------------------------------------------------------------------------- the HMM
+def _emission_scaled(emission, params, X):
+    """``B = exp(L - max_k L)`` and the per-step maxima (float64) of a block.
+
+    An emission model may compute them itself (``scaled``: categorical emissions need no
+    exponential at all).
+    """
+    if hasattr(emission, "scaled"):
+        return emission.scaled(params.emission, X)
+    L = emission.log_prob(params.emission, X)
+    mx = kern.row_max_subtract(L)
+    np.exp(L, out=L)
+    return L, mx
+
+
+@dataclass(frozen=True)
+class HMMModel:
+    """A hidden Markov model as EM sees it: a Markov chain plus an ``emission`` model.
+
+    ``update_start``/``update_trans``: hmmlearn's ``"s"``/``"t"`` in ``params``.
+    ``block_rows``: sequences are processed in runs of about this many rows (a longer
+    sequence is one run of its own), so memory does not grow with the number of sequences;
+    the runs are spread over ``n_threads`` threads (default: the usable CPUs).
+    """
+
+    emission: object
+    startprob_prior: object = 1.0
+    transmat_prior: object = 1.0
+    update_start: bool = True
+    update_trans: bool = True
+    dtype: np.dtype = np.dtype(np.float64)
+    block_rows: int = 1 << 14
+    n_threads: int | None = None
+
+    # ------------------------------------------------------------------ passes
+    def posteriors(self, params: HMMParams, seqs: Sequences):
+        """``(loglik per sequence (S,), gamma (N x K), trans per sequence (S x K x K))``."""
+        B, mx = _emission_scaled(self.emission, params, seqs.X)
+        gamma, ll, trans = kern.forward_backward(
+            B, seqs.starts, params.startprob, params.transmat
+        )
+        ll += np.add.reduceat(mx, seqs.starts[:-1])
+        return ll, gamma, trans
+
+    def _block_stats(self, params, block, w, emission):
+        """Statistics of one block of whole sequences (``w``: their weights or None)."""
+        B, mx = _emission_scaled(emission, params, block.X)
+        gamma, ll, trans = kern.forward_backward(
+            B, block.starts, params.startprob, params.transmat
+        )
+        ll += np.add.reduceat(mx, block.starts[:-1])
+        n = block.X.shape[0]
+        if w is None:
+            start = gamma[block.starts[:-1]].sum(axis=0, dtype=np.float64)
+            trans_sum = trans.sum(axis=0)
+            R, log_ev, weight = gamma, float(np.sum(ll)), float(n)
+        else:
+            start = w @ gamma[block.starts[:-1]].astype(np.float64)
+            trans_sum = np.tensordot(w, trans, axes=1)
+            R = gamma * np.repeat(w, block.lengths).astype(gamma.dtype)[:, None]
+            log_ev, weight = float(w @ ll), float(w @ block.lengths)
+        es = emission.stats(params.emission, block.X, R, weight)
+        return HMMStats(start, trans_sum, es, log_ev, 0.0, weight, float(n))
+
+    def e_step(self, params: HMMParams, X: Sequences, sample_weight=None, state=None):
+        """Forward-backward over every sequence: statistics at ``params`` (KL = 0).
+
+        Blocks of whole sequences (about ``block_rows`` rows each) run on emkit's thread
+        pool, their statistics summed in block order (reproducible whatever the threads);
+        with a single large block (one long sequence) the emission model's own passes use the
+        threads instead.
+        """
+        blocks = list(X.blocks(self.block_rows))
+        # threads inside the emission passes only for one large block (a thread-pool round
+        # trip costs more than a small block's GEMM)
+        threaded = len(blocks) == 1 and X.X.shape[0] >= 2 * self.block_rows
+        emission = self.emission if threaded else self.emission.serial()
+
+        def run(sl):
+            block, seq = blocks[sl.start]
+            w = None if sample_weight is None else np.asarray(sample_weight[seq], np.float64)
+            return self._block_stats(params, block, w, emission)
+
+        parts = map_row_blocks(run, len(blocks), 1, self.n_threads)
+        total = parts[0]
+        for p in parts[1:]:
+            total = total + p
+        ent = total.log_evidence - self.expected_complete_loglik(params, total)
+        stats = HMMStats(
+            total.start, total.trans, total.emission, total.log_evidence, ent,
+            total.total_weight, total.n_rows, params,
+        )
+        return stats, None
+
+    # ------------------------------------------------------------------ M-step and bound
+    def m_step(self, stats: HMMStats) -> HMMParams:
+        old = stats.at
+        start = old.startprob
+        if self.update_start:
+            start = dirichlet_m_step(stats.start, self.startprob_prior, old.startprob)
+        trans = old.transmat
+        if self.update_trans:
+            trans = dirichlet_m_step(stats.trans, self.transmat_prior, old.transmat, axis=1)
+            # a state never left keeps its row (hmmlearn would leave a row of zeros)
+            trans = np.where(trans.sum(axis=1, keepdims=True) > 0, trans, old.transmat)
+        return HMMParams(start, trans, self.emission.m_step(stats.emission, old.emission))
+
+    def expected_complete_loglik(self, params: HMMParams, stats: HMMStats) -> float:
+        log_pi, log_a = params.log_chain()
+        chain = np.dot(stats.start, log_pi) + np.sum(stats.trans * log_a)
+        return float(chain) + self.emission.ecll(params.emission, stats.emission)
+
+    def log_prior(self, params: HMMParams) -> float:
+        """The log prior the M-step maximises (up to a constant), computed once per
+        parameter set."""
+        return params.cached("log_prior", self, lambda: (
+            _dirichlet_log_prior(self.startprob_prior, params.startprob)
+            + _dirichlet_log_prior(self.transmat_prior, params.transmat)
+            + self.emission.log_prior(params.emission)
+        ))
+
+    def elbo(self, params: HMMParams, stats: HMMStats) -> float:
+        """``E_Q[log p(X, Z | theta)] + H(Q) + log p(theta)``; equals ``log_evidence +
+        log_prior`` at the E-step's parameters."""
+        return self.expected_complete_loglik(params, stats) + stats.entropy + self.log_prior(
+            params
+        )
+
+    def objective(self, params: HMMParams, stats: HMMStats) -> float:
+        """What :meth:`m_step` maximises: :meth:`elbo` (MAP)."""
+        return self.elbo(params, stats)
+
+    def roundoff_scale(self, params: HMMParams, stats: HMMStats) -> float:
+        log_pi, log_a = params.log_chain()
+        chain = np.sum(np.abs(stats.start * log_pi)) + np.sum(np.abs(stats.trans * log_a))
+        return float(
+            chain + self.emission.roundoff_scale(params.emission, stats.emission)
+            + abs(stats.entropy) + abs(stats.log_evidence)
+        )
+
+    # ------------------------------------------------------------------ prediction
+    def score_sequences(self, params: HMMParams, seqs: Sequences):
+        """``(loglik per sequence, posteriors N x K)``."""
+        ll, gamma, _ = self.posteriors(params, seqs)
+        return ll, gamma
+
+    def viterbi(self, params: HMMParams, seqs: Sequences):
+        """``(log-probability of each sequence's best path, states (N,))``."""
+        L = self.emission.log_prob(params.emission, seqs.X)
+        path, logprob = kern.viterbi(
+            L, seqs.starts, *params.log_chain()
+        )
+        return logprob, path

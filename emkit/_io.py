@@ -162,7 +162,7 @@ def save(model, path: str | PathLike) -> None:
 
     Parameters
     ----------
-    model : GaussianMixture, BernoulliMixture or LatentDirichletAllocation
+    model : any fitted (or unfitted) emkit estimator
     path : str or path-like
         Written as given (no suffix is added).
 

@@ -149,10 +149,22 @@ def select(
     """
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {', '.join(CRITERIA)}; got {criterion!r}.")
+    name = type(estimator).__name__
+    if name in ("GaussianHMM", "CategoricalHMM"):
+        raise ValueError(
+            f"select does not take {name}: an HMM's criteria need the sequences' lengths; fit "
+            "each candidate with fit(X, lengths) and compare bic(X, lengths)."
+        )
+    if name == "BayesianGaussianMixture":
+        raise ValueError(
+            "select does not take BayesianGaussianMixture: it has no bic (its evidence is "
+            "intractable) and prunes components itself; fit it with a generous n_components "
+            "and read n_effective_components_, or compare lower_bound_."
+        )
     if not (hasattr(estimator, "bic") and hasattr(estimator, "predict_proba")):
         raise ValueError(
-            f"select needs a mixture with bic() and predict_proba(); {type(estimator).__name__} "
-            "has none (for LatentDirichletAllocation compare held-out perplexity instead)."
+            f"select needs a mixture with bic() and predict_proba(); {name} has none (for "
+            "LatentDirichletAllocation compare held-out perplexity instead)."
         )
     grid = list(ParameterGrid(param_grid))
     if not grid:

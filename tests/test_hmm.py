@@ -320,3 +320,23 @@ def test_missing_values_rejected_for_full_and_tied():
     for ct in ("full", "tied"):
         with pytest.raises(ValueError, match="NaN"):
             emkit.GaussianHMM(2, covariance_type=ct).fit(X, lengths)
+
+
+def test_left_right_chain_far_below_the_best_state_is_neither_nan_nor_forbidden():
+    """A reachable state ~1800 nats below the best one underflows the scaled recursion: the
+    sequence is redone in log space, and Viterbi never takes a zero-probability transition
+    (hmmlearn as the reference)."""
+    hmmlearn = pytest.importorskip("hmmlearn.hmm")
+    X = np.array([0, 0, 0, 60, 60, 60], dtype=float)[:, None]
+    ours = emkit.GaussianHMM(2, covariance_type="diag", init_params="")
+    ref = hmmlearn.GaussianHMM(2, covariance_type="diag", init_params="")
+    for m in (ours, ref):
+        m.startprob_ = np.array([1.0, 0.0])
+        m.transmat_ = np.eye(2)
+        m.means_ = np.array([[0.0], [60.0]])
+        m.covars_ = np.array([[1.0], [1.0]])
+    assert ours.score(X) == pytest.approx(ref.score(X), rel=1e-10)
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=1e-12)
+    (lp, path), (rlp, rpath) = ours.decode(X), ref.decode(X)
+    np.testing.assert_array_equal(path, rpath)
+    assert lp == pytest.approx(rlp, rel=1e-10)

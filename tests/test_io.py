@@ -10,12 +10,20 @@ import pytest
 import scipy.sparse as sp
 
 import emkit
-from emkit import BernoulliMixture, GaussianMixture, LatentDirichletAllocation
+from emkit import (
+    BayesianGaussianMixture,
+    BernoulliMixture,
+    CategoricalHMM,
+    GaussianHMM,
+    GaussianMixture,
+    LatentDirichletAllocation,
+)
 
 from ._helpers import blobs
 
 X, _ = blobs(n=200, d=3, k=3, seed=3)
 XB = (X > 0).astype(np.float64)
+SYMBOLS = np.random.default_rng(1).integers(0, 4, size=(120, 1))
 COUNTS = sp.csr_matrix(np.random.default_rng(0).poisson(1.0, size=(80, 15)).astype(float))
 
 
@@ -30,10 +38,17 @@ def _fitted():
         (LatentDirichletAllocation(3, random_state=0, max_iter=3, learning_method="online",
                                    optimize_doc_topic_prior=True).fit(COUNTS), COUNTS),
         (GaussianMixture(2, random_state=0).fit(X.astype(np.float32)), X.astype(np.float32)),
+        (BayesianGaussianMixture(n_components=3, random_state=0).fit(X), X),
+        (GaussianHMM(2, covariance_type="full", n_iter=5, random_state=0).fit(X), X),
+        (CategoricalHMM(2, n_iter=5, random_state=0).fit(SYMBOLS), SYMBOLS),
     ]
 
 
 def _outputs(model, data):
+    if isinstance(model, (GaussianHMM, CategoricalHMM)):
+        log_prob, states = model.decode(data)
+        return [model.predict_proba(data), np.array(model.score(data)), states,
+                np.array(log_prob), np.array(list(model.monitor_.history))]
     if isinstance(model, LatentDirichletAllocation):
         return [model.transform(data), np.array(model.score(data)),
                 np.array(model.perplexity(data))]

@@ -90,3 +90,13 @@ def test_bad_calls():
         emkit.select(GaussianMixture(), X, {"n_topics": [2]})
     with pytest.raises(ValueError, match="every fit"):
         emkit.select(GaussianMixture(), X[:3], {"n_components": [5]})
+
+
+def test_select_refuses_estimators_it_cannot_rank_with_the_reason():
+    from emkit import BayesianGaussianMixture, GaussianHMM
+
+    X = np.random.default_rng(0).normal(size=(40, 2))
+    with pytest.raises(ValueError, match="lengths"):
+        emkit.select(GaussianHMM(2), X, {"n_components": [1, 2]})
+    with pytest.raises(ValueError, match="n_effective_components_"):
+        emkit.select(BayesianGaussianMixture(), X, {"n_components": [1, 2]})

@@ -47,6 +47,16 @@ class ConvergenceMonitor:
                 f"n_iter={self.n_iter}, tol={self.tol}, converged={self.converged})")
 
 
+def _monitor(estimator):
+    """``monitor_`` of a fitted HMM, read off its trace (so it is saved with it)."""
+    monitor = ConvergenceMonitor(estimator.tol, estimator.n_iter, estimator.verbose)
+    # hmmlearn's history: the log-likelihood before every M-step
+    scale = estimator._history_scale_
+    monitor.history.extend(float(v) * scale for v in estimator.trace_.log_evidence[:-1])
+    monitor.iter, monitor.converged = estimator.trace_.n_iter, estimator.trace_.converged
+    return monitor
+
+
 def check_lengths(lengths, n_rows):
     """``starts`` (S + 1 offsets) from ``lengths``: positive integers summing to ``n_rows``."""
     if lengths is None:
@@ -88,6 +98,13 @@ class _BaseHMM(BaseEM):
     _max_iter_name = "n_iter"
     _warn_unconverged = False  # hmmlearn's n_iter is a budget; ``monitor_`` reports
     _emission_code = "e"
+
+    @property
+    def monitor_(self):
+        """hmmlearn's :class:`ConvergenceMonitor` of the last fit (built from ``trace_``)."""
+        if not hasattr(self, "_history_scale_"):
+            raise AttributeError("monitor_ is set by fit")
+        return _monitor(self)
 
     def _set_common(self, n_components, startprob_prior, transmat_prior, algorithm,
                     random_state, n_iter, tol, verbose, params, init_params, implementation,
@@ -170,11 +187,7 @@ class _BaseHMM(BaseEM):
                 monotonic_rtol(seqs.X.dtype), max_iter=self.n_iter, tol=self.tol / total,
             )
         self._finish_fit(model.dtype, model, best, traces)
-        monitor = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
-        # hmmlearn's history: the log-likelihood before every M-step
-        monitor.history.extend(float(v) * total for v in best.trace.log_evidence[:-1])
-        monitor.iter, monitor.converged = best.n_iter, best.converged
-        self.monitor_ = monitor
+        self._history_scale_ = total  # monitor_ is read off trace_ in these units
         occupancy = best.stats.start + best.stats.trans.sum(axis=0)
         self.unvisited_states_ = np.flatnonzero(occupancy <= 0)
         if self.unvisited_states_.size:

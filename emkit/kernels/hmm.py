@@ -22,6 +22,7 @@ from ._rows import row_max_subtract, row_max_subtract_ref  # noqa: F401 (re-expo
 __all__ = [
     "forward_backward",
     "forward_backward_ref",
+    "forward_backward_log",
     "viterbi",
     "viterbi_ref",
     "symbol_counts",
@@ -207,10 +208,20 @@ def forward_backward_ref(B, starts, startprob, transmat):
     """NumPy twin of :func:`forward_backward`, in log space (same inputs and outputs)."""
     with np.errstate(divide="ignore"):
         logB = np.log(B.astype(np.float64))
+    gamma, loglik, trans = forward_backward_log(logB, starts, startprob, transmat)
+    return gamma.astype(B.dtype), loglik, trans
+
+
+def forward_backward_log(logB, starts, startprob, transmat):
+    """Forward-backward in log space from log-emissions ``logB`` (N x K, float64): gamma
+    (float64), the per-sequence ``log p(x_s)`` and the transition counts. The reference twin,
+    and the fallback for a sequence whose scaled recursion underflows (a reachable state
+    more than ~700 nats below the most likely one at some step)."""
+    with np.errstate(divide="ignore"):
         lpi = np.log(np.asarray(startprob, dtype=np.float64))
         lA = np.log(np.asarray(transmat, dtype=np.float64))
-    n_seq, k_all = len(starts) - 1, B.shape[1]
-    gamma = np.empty(B.shape)
+    n_seq, k_all = len(starts) - 1, logB.shape[1]
+    gamma = np.empty(logB.shape)
     loglik = np.empty(n_seq)
     trans = np.zeros((n_seq, k_all, k_all))
     for s in range(n_seq):
@@ -227,7 +238,7 @@ def forward_backward_ref(B, starts, startprob, transmat):
         gamma[a:b] = np.exp(la + lb - ll)
         for t in range(b - a - 1):
             trans[s] += np.exp(la[t][:, None] + lA + logB[a + t + 1] + lb[t + 1] - ll)
-    return gamma.astype(B.dtype), loglik, trans
+    return gamma, loglik, trans
 
 
 def viterbi(logB, starts, log_startprob, log_transmat):

@@ -355,6 +355,27 @@ def _emission_scaled(emission, params, X):
     return L, mx
 
 
+def _forward_backward(emission, params, X, starts):
+    """``(loglik per sequence, gamma, trans per sequence)`` of the sequences of ``X``.
+
+    The scaled kernel on the emissions shifted by their per-step maximum; a sequence where
+    that underflows (a state the chain can reach sits more than ~700 nats below the best one,
+    so every reachable state's scaled emission is 0) is redone in log space, never left NaN.
+    """
+    B, mx = _emission_scaled(emission, params, X)
+    gamma, ll, trans = kern.forward_backward(B, starts, params.startprob, params.transmat)
+    ll += np.add.reduceat(mx, starts[:-1])
+    ok = np.isfinite(ll) & np.logical_and.reduceat(
+        np.isfinite(gamma).all(axis=1), starts[:-1])
+    for s in np.flatnonzero(~ok):
+        a, b = int(starts[s]), int(starts[s + 1])
+        L = np.asarray(emission.log_prob(params.emission, X[a:b]), dtype=np.float64)
+        g, l, t = kern.forward_backward_log(L, np.array([0, b - a]), params.startprob,
+                                            params.transmat)
+        gamma[a:b], ll[s], trans[s] = g, l[0], t[0]
+    return ll, gamma, trans
+
+
 @dataclass(frozen=True)
 class HMMModel:
     """A hidden Markov model as EM sees it: a Markov chain plus an ``emission`` model.
@@ -377,20 +398,11 @@ class HMMModel:
     # ------------------------------------------------------------------ passes
     def posteriors(self, params: HMMParams, seqs: Sequences):
         """``(loglik per sequence (S,), gamma (N x K), trans per sequence (S x K x K))``."""
-        B, mx = _emission_scaled(self.emission, params, seqs.X)
-        gamma, ll, trans = kern.forward_backward(
-            B, seqs.starts, params.startprob, params.transmat
-        )
-        ll += np.add.reduceat(mx, seqs.starts[:-1])
-        return ll, gamma, trans
+        return _forward_backward(self.emission, params, seqs.X, seqs.starts)
 
     def _block_stats(self, params, block, w, emission):
         """Statistics of one block of whole sequences (``w``: their weights or None)."""
-        B, mx = _emission_scaled(emission, params, block.X)
-        gamma, ll, trans = kern.forward_backward(
-            B, block.starts, params.startprob, params.transmat
-        )
-        ll += np.add.reduceat(mx, block.starts[:-1])
+        ll, gamma, trans = _forward_backward(emission, params, block.X, block.starts)
         n = block.X.shape[0]
         if w is None:
             start = gamma[block.starts[:-1]].sum(axis=0, dtype=np.float64)
@@ -489,7 +501,7 @@ class HMMModel:
     def viterbi(self, params: HMMParams, seqs: Sequences):
         """``(log-probability of each sequence's best path, states (N,))``."""
         L = self.emission.log_prob(params.emission, seqs.X)
-        path, logprob = kern.viterbi(
-            L, seqs.starts, *params.log_chain()
-        )
+        with np.errstate(divide="ignore"):  # a forbidden start or transition is -inf here
+            log_chain = np.log(params.startprob), np.log(params.transmat)
+        path, logprob = kern.viterbi(L, seqs.starts, *log_chain)
         return logprob, path

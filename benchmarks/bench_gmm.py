@@ -11,6 +11,7 @@ GEMM rate, the float32 speed-up, memory added by fit, and first-fit latency in a
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import subprocess
 import sys
@@ -115,7 +116,11 @@ def main(argv=None):
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--predict-only", action="store_true",
+                    help="only the prediction table (score_samples, predict_proba)")
     args = ap.parse_args(argv)
+    if args.predict_only:
+        return predict_table(args)
     configs = QUICK if args.quick else CONFIGS
     blas = ", ".join(f"{i['internal_api']} {i.get('version')} ({i['num_threads']} threads)"
                      for i in threadpool_info() if i["user_api"] == "blas")
@@ -169,6 +174,42 @@ def main(argv=None):
     t_em = fresh_process_seconds("emkit")
     print(f"import + first fit in a fresh process (warm Numba cache): sklearn {t_sk:.2f} s, "
           f"emkit {t_em:.2f} s, ratio {t_em / t_sk:.2f}")
+
+
+def predict_table(args):
+    """Prediction on 1M x 16, K=16 float64 (100k with --quick), full covariance, the same fitted
+    parameters on both sides: seconds (best of ``repeats``) and tracemalloc peak per call."""
+    n, d, k = (100_000, 16, 16) if args.quick else (1_000_000, 16, 16)
+    X = make_data(n, d, k, np.float64)
+    w, m, p = init_params(X, k, "full")
+    kw = dict(covariance_type="full", max_iter=1, tol=0.0, weights_init=w, means_init=m,
+              precisions_init=p)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        em = emkit.GaussianMixture(k, **kw).fit(X[:20_000])
+        sk = SkGM(k, **kw).fit(X[:20_000])
+    for name in ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_"):
+        setattr(sk, name, getattr(em, name).copy())  # identical parameters on both sides
+    print(f"# prediction: full, N={n}, D={d}, K={k}, float64; output of predict_proba "
+          f"{n * k * 8 / 2**20:.0f} MiB, of score_samples {n * 8 / 2**20:.0f} MiB; "
+          f"load average {os.getloadavg()[0]:.2f}")
+    print(f"{'method':<15}{'sklearn s':>11}{'emkit s':>9}{'speed-up':>10}"
+          f"{'sklearn MiB':>13}{'emkit MiB':>11}")
+    for method in ("score_samples", "predict_proba", "predict"):
+        np.testing.assert_allclose(getattr(em, method)(X[:1000]), getattr(sk, method)(X[:1000]),
+                                   rtol=1e-6, atol=1e-9)
+        times = {}
+        for side, est in (("sk", sk), ("em", em)):
+            fn = getattr(est, method)
+            best = np.inf
+            for _ in range(args.repeats):
+                t = time.perf_counter()
+                fn(X)
+                best = min(best, time.perf_counter() - t)
+            times[side] = (best, peak_added(lambda fn=fn: fn(X)))
+        (tsk, msk), (tem, mem) = times["sk"], times["em"]
+        print(f"{method:<15}{tsk:>11.3f}{tem:>9.3f}{tsk / tem:>9.1f}x"
+              f"{msk / 2**20:>13.0f}{mem / 2**20:>11.0f}")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ from abc import abstractmethod
 from functools import partial
 
 import numpy as np
-from scipy.special import logsumexp
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
@@ -45,6 +44,9 @@ __all__ = [
 ]
 
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
+
+#: rows per chunk of the prediction paths (score_samples, predict, predict_proba)
+PREDICT_ROWS = 1 << 15
 
 #: most rows the initial clustering sees, and the most bytes of them (see :func:`init_sample_size`)
 INIT_MAX_ROWS = 100_000
@@ -438,14 +440,37 @@ class BaseEMMixture(OnlineEMMixin, DensityMixin, BaseEM):
 
         return replace(self._model_, dtype=np.result_type(X.dtype, self._model_.dtype))
 
+    def _normalised_chunks(self, X):
+        """``(rows, R, log_norm)`` chunk by chunk: the responsibilities ``R`` of those rows
+        and ``log p(x_n | theta)``. Only ``PREDICT_ROWS x K`` values are held at a time (each
+        chunk's log-probabilities, normalised in place), whatever N is."""
+        X = self._validate_predict_X(X)
+        model = self._model_for(X)
+        if not hasattr(X, "tocsr"):
+            X = X.astype(model.dtype, copy=False)
+        n = X.shape[0]
+        for start in range(0, n, PREDICT_ROWS):
+            rows = slice(start, min(n, start + PREDICT_ROWS))
+            L = model.log_prob(self._params_, X[rows])
+            mx = L.max(axis=1)
+            mx[~np.isfinite(mx)] = 0.0  # a row impossible under every component stays -inf
+            L -= mx[:, None]
+            np.exp(L, out=L)
+            total = L.sum(axis=1)
+            L /= total[:, None]
+            with np.errstate(divide="ignore"):
+                yield rows, L, np.log(total) + mx
+
     def score_samples(self, X):
         """Log-density ``log p(x_n | theta)`` of every sample (the per-sample evidence).
 
-        On a dask array: a lazy dask array, computed block by block where the blocks live.
+        Computed in row chunks (no ``N x K`` array). On a dask array: a lazy dask array,
+        computed block by block where the blocks live.
         """
         if is_dask_collection(X):
             return self._lazy(self.score_samples, X)
-        return logsumexp(self._weighted_log_prob(X), axis=1)
+        parts = [log_norm for _, _, log_norm in self._normalised_chunks(X)]
+        return np.concatenate(parts)
 
     def score(self, X, y=None, sample_weight=None):
         """Weighted mean log-likelihood per sample, the units of ``lower_bound_``."""
@@ -460,18 +485,22 @@ class BaseEMMixture(OnlineEMMixin, DensityMixin, BaseEM):
         return float(np.average(ll, weights=sw))
 
     def predict(self, X):
-        """Most probable component of each sample (lazy on a dask array)."""
+        """Most probable component of each sample (row chunks; lazy on a dask array)."""
         if is_dask_collection(X):
             return self._lazy(self.predict, X, dtype=np.intp)
-        return np.argmax(self._weighted_log_prob(X), axis=1)
+        return np.concatenate([np.argmax(R, axis=1) for _, R, _ in self._normalised_chunks(X)])
 
     def predict_proba(self, X):
-        """Posterior probability of each component for each sample (N x K; lazy on dask)."""
+        """Posterior probability of each component for each sample (N x K, written chunk by
+        chunk; lazy on dask)."""
         if is_dask_collection(X):
             return self._lazy(self.predict_proba, X, n_columns=self.n_components)
-        L = self._weighted_log_prob(X)
-        L -= logsumexp(L, axis=1)[:, None]
-        return np.exp(L, out=L)
+        out = None
+        for rows, R, _ in self._normalised_chunks(X):
+            if out is None:
+                out = np.empty((_num_samples(X), R.shape[1]), dtype=R.dtype)
+            out[rows] = R
+        return out
 
     def _lazy(self, method, X, n_columns=None, dtype=None):
         from ._dask import lazy_rows

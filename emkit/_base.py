@@ -339,7 +339,9 @@ class BaseEMMixture(OnlineEMMixin, DensityMixin, BaseEM):
         grow with ``n_samples`` (memory-mapped arrays are read block by block). A dask array
         (or dataframe), chunked by rows, is fitted where its blocks live: one E-step task per
         block, the statistics summed on the workers, the M-step here; ``X`` is never gathered
-        (see the README, "Data of any size").
+        (see the README, "Data of any size"). While it runs, BLAS is held to one thread for
+        the whole process (emkit's own threads over row blocks are the parallelism); the
+        original limits are restored when it ends.
 
         Parameters
         ----------
@@ -469,7 +471,10 @@ class BaseEMMixture(OnlineEMMixin, DensityMixin, BaseEM):
         """
         if is_dask_collection(X):
             return self._lazy(self.score_samples, X)
-        parts = [log_norm for _, _, log_norm in self._normalised_chunks(X)]
+        parts = []
+        for rows, R, log_norm in self._normalised_chunks(X):
+            self._defined(rows, R, log_norm)
+            parts.append(log_norm)
         return np.concatenate(parts)
 
     def score(self, X, y=None, sample_weight=None):
@@ -484,11 +489,27 @@ class BaseEMMixture(OnlineEMMixin, DensityMixin, BaseEM):
         sw = check_sample_weight(sample_weight, ll[:, None])
         return float(np.average(ll, weights=sw))
 
+    @staticmethod
+    def _defined(rows, R, log_norm):
+        """``R``, or a ValueError where a row's density cannot be computed: huge values
+        (``|x|`` near 1e154 squares to infinity) overflow every component's log-density, so
+        the result would be a silent NaN."""
+        bad = ~np.isfinite(log_norm)
+        if np.any(bad):
+            row = rows.start + int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"Row {row} of X has a non-finite log-density ({log_norm[bad][0]}) under "
+                "every component: its values overflow the model's arithmetic (squares of "
+                "values near 1e154 are infinite). Rescale the data."
+            )
+        return R
+
     def predict(self, X):
         """Most probable component of each sample (row chunks; lazy on a dask array)."""
         if is_dask_collection(X):
             return self._lazy(self.predict, X, dtype=np.intp)
-        return np.concatenate([np.argmax(R, axis=1) for _, R, _ in self._normalised_chunks(X)])
+        return np.concatenate([np.argmax(self._defined(*chunk), axis=1)
+                               for chunk in self._normalised_chunks(X)])
 
     def predict_proba(self, X):
         """Posterior probability of each component for each sample (N x K, written chunk by
@@ -496,10 +517,10 @@ class BaseEMMixture(OnlineEMMixin, DensityMixin, BaseEM):
         if is_dask_collection(X):
             return self._lazy(self.predict_proba, X, n_columns=self.n_components)
         out = None
-        for rows, R, _ in self._normalised_chunks(X):
+        for rows, R, log_norm in self._normalised_chunks(X):
             if out is None:
                 out = np.empty((_num_samples(X), R.shape[1]), dtype=R.dtype)
-            out[rows] = R
+            out[rows] = self._defined(rows, R, log_norm)
         return out
 
     def _lazy(self, method, X, n_columns=None, dtype=None):

@@ -48,3 +48,17 @@ def test_prediction_memory_is_the_output_not_n_by_k():
         small, big = extra(fn, 100_000), extra(fn, 400_000)
         # N x K float64 for the extra 300k rows would be 38 MB
         assert big < small + 4e6, (fn.__name__, small, big)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_huge_values_are_an_error_not_nan():
+    X, _ = blobs(n=200, d=2, k=2, seed=3)
+    gm = GaussianMixture(2, random_state=0).fit(X)
+    huge = np.array([[1e160, 1e160], [0.0, 0.0]])
+    with pytest.raises(ValueError, match="Row 0 of X .* Rescale the data"):
+        gm.predict_proba(huge)
+    with pytest.raises(ValueError, match="Row 0 of X"):
+        gm.predict(huge)
+    with pytest.raises(ValueError, match="Row 0 of X"):
+        gm.score_samples(huge)
+    assert np.all(np.isfinite(gm.score_samples(huge[1:])))

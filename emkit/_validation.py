@@ -108,6 +108,14 @@ def check_sample_weight(sample_weight, X):
         raise ValueError("sample_weight contains NaN or infinity.")
     if not np.any(sw > 0):
         raise ValueError("sample_weight sums to zero: at least one sample needs a positive weight.")
+    with np.errstate(over="ignore"):
+        total = float(np.sum(sw, dtype=np.float64))
+    if not total <= np.finfo(np.float64).max * 1e-6:
+        raise ValueError(
+            f"sample_weight sums to {total:.3g}, too large for float64 arithmetic (the fit "
+            "multiplies it by the data): rescale sample_weight (only its relative sizes matter "
+            "for GaussianMixture)."
+        )
     return sw
 
 

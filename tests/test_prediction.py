@@ -62,3 +62,11 @@ def test_huge_values_are_an_error_not_nan():
     with pytest.raises(ValueError, match="Row 0 of X"):
         gm.score_samples(huge)
     assert np.all(np.isfinite(gm.score_samples(huge[1:])))
+
+
+def test_weights_whose_sum_overflows_are_a_clear_error():
+    X, _ = blobs(n=50, d=2, k=2, seed=4)
+    for est in (GaussianMixture(2), BernoulliMixture(2)):
+        data = X if isinstance(est, GaussianMixture) else (X > 0).astype(float)
+        with pytest.raises(ValueError, match="sample_weight sums to .* rescale"):
+            est.fit(data, sample_weight=np.full(50, 1e307))

@@ -429,13 +429,6 @@ class BaseEMMixture(OnlineEMMixin, DensityMixin, BaseEM):
         return X[idx], None if sample_weight is None else sample_weight[idx]
 
     # ---------------------------------------------------------------- prediction
-    def _weighted_log_prob(self, X):
-        X = self._validate_predict_X(X)
-        model = self._model_for(X)
-        if not hasattr(X, "tocsr"):
-            X = X.astype(model.dtype, copy=False)
-        return model.log_prob(self._params_, X)
-
     def _model_for(self, X):
         """The fitted model, computing in float32 only when both the fit and X are float32."""
         from dataclasses import replace

@@ -212,6 +212,40 @@ class BaseEM(BaseEstimator):
 
         return printer, callback
 
+    def _check_restarts(self):
+        """``n_init`` and ``warm_start``, for the estimators that have them."""
+        check_int(self.n_init, "n_init", low=1)
+        if not isinstance(self.warm_start, (bool, np.bool_)):
+            raise ValueError(f"warm_start must be a bool, got {self.warm_start!r}.")
+
+    def _check_continuation(self, how):
+        """Raise if the fitted parameters cannot be continued from (``how``: "warm_start"
+        or "partial_fit")."""
+
+    def _continuation_params(self):
+        """The parameters a warm start continues from (the fitted ones)."""
+        return self._params_
+
+    def _begin_init(self, init: int) -> None:
+        """Called before initialisation ``init`` (0, 1, ...) draws its parameters."""
+
+    def _fit_runs(self, model, X, sample_weight, dtype, *, tol):
+        """The fit itself: ``n_init`` runs of the driver (one continuing from the fitted
+        parameters under ``warm_start``), BLAS on one thread, the best run kept and the
+        fitted attributes set in ``dtype``. ``tol`` is per sample (the driver's)."""
+        do_init = not (self.warm_start and hasattr(self, "_params_"))
+        if not do_init:
+            self._check_continuation("warm_start")
+        n_init = self.n_init if do_init else 1
+        random_state = check_random_state(self.random_state)
+        printer, callback = self._progress()
+        with blas_single_thread():
+            best, traces = self._run_inits(
+                model, X, sample_weight, n_init, do_init, random_state, printer, callback,
+                monotonic_rtol(dtype), max_iter=self._max_iter(), tol=tol,
+            )
+        return self._finish_fit(dtype, model, best, traces)
+
     def _init_needs_data(self) -> bool:
         """False when the user gave every initial parameter (no clustering to run)."""
         return True
@@ -231,6 +265,7 @@ class BaseEM(BaseEstimator):
         best, traces = None, []
         for init in range(n_init):
             printer.begin_init(init)
+            self._begin_init(init)
             if do_init and self._init_needs_data():
                 Xi, wi = self._init_rows(X, sw, random_state)
                 params = self._initial_params(model, Xi, wi, random_state)
@@ -238,7 +273,7 @@ class BaseEM(BaseEstimator):
             elif do_init:
                 params = self._initial_params(model, None, None, random_state)
             else:
-                params = self._params_
+                params = self._continuation_params()
             result = run_em(
                 em, X, sw, params, max_iter=max_iter, tol=tol,
                 check_monotonic=self.check_monotonic, rtol=rtol, callback=callback, init=init,
@@ -322,9 +357,7 @@ class BaseEMMixture(OnlineEMMixin, DensityMixin, BaseEM):
     def _check_common(self):
         check_int(self.n_components, "n_components", low=1)
         self._check_em_common()
-        check_int(self.n_init, "n_init", low=1)
-        if not isinstance(self.warm_start, (bool, np.bool_)):
-            raise ValueError(f"warm_start must be a bool, got {self.warm_start!r}.")
+        self._check_restarts()
         check_learning_schedule(self.learning_decay, self.learning_offset)
 
     # ---------------------------------------------------------------- fitting
@@ -373,20 +406,7 @@ class BaseEMMixture(OnlineEMMixin, DensityMixin, BaseEM):
             n_positive = None if sw is None else np.count_nonzero(sw)
         self._check_positive_weights(n_positive)
         self._check_hyperparameters(X)
-        do_init = not (self.warm_start and hasattr(self, "_params_"))
-        if not do_init:
-            self._check_continuation("warm_start")
-        n_init = self.n_init if do_init else 1
-        random_state = check_random_state(self.random_state)
-        model = self._make_model(X, sw)
-        printer, callback = self._progress()
-        rtol = monotonic_rtol(X.dtype)
-        with blas_single_thread():
-            best, traces = self._run_inits(
-                model, X, sw, n_init, do_init, random_state, printer, callback, rtol,
-                max_iter=self.max_iter, tol=self.tol,
-            )
-        return self._finish_fit(X.dtype, model, best, traces)
+        return self._fit_runs(self._make_model(X, sw), X, sw, X.dtype, tol=self.tol)
 
     def _validate_dask_fit(self, X, sample_weight, *, reset, dtype=None):
         """Rows of a dask array, checked block by block where they live (one pass).

@@ -10,16 +10,13 @@ fitting with ``init_params=""`` continues from them, as in hmmlearn.
 from __future__ import annotations
 
 import warnings
-from collections import deque
 
 import numpy as np
-from sklearn.utils import check_array, check_random_state
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._base import BaseEM
-from .._em import monotonic_rtol
 from .._validation import check_choice, check_int
-from ..kernels._parallel import blas_single_thread
 from ..models.gaussian import (
     COVARIANCE_TYPES,
     GaussianModel,
@@ -27,88 +24,40 @@ from ..models.gaussian import (
     center_and_spread,
 )
 from ..models.hmm import CategoricalEmission, GaussianEmission, HMMModel, HMMParams, Sequences
+from ._hmm_input import (
+    ConvergenceMonitor,
+    check_hmm_weights,
+    check_lengths,
+    check_probs,
+    lengths_from,
+    monitor_of,
+)
 
 __all__ = ["GaussianHMM", "CategoricalHMM", "ConvergenceMonitor"]
 
 
-class ConvergenceMonitor:
-    """hmmlearn's ``monitor_``: ``history`` (the log-likelihood before every M-step), ``iter``,
-    ``converged``. Unlike hmmlearn's, a fall of the log-likelihood is never convergence: it is
-    a :class:`~emkit.MonotonicityWarning` (or error) naming the iteration and half-step."""
-
-    def __init__(self, tol, n_iter, verbose):
-        self.tol, self.n_iter, self.verbose = tol, n_iter, verbose
-        self.history = deque()
-        self.iter = 0
-        self.converged = False
-
-    def __repr__(self):
-        return (f"ConvergenceMonitor(history={list(self.history)}, iter={self.iter}, "
-                f"n_iter={self.n_iter}, tol={self.tol}, converged={self.converged})")
-
-
-def _monitor(estimator):
-    """``monitor_`` of a fitted HMM, read off its trace (so it is saved with it)."""
-    monitor = ConvergenceMonitor(estimator.tol, estimator.n_iter, estimator.verbose)
-    # hmmlearn's history: the log-likelihood before every M-step
-    scale = estimator._history_scale_
-    monitor.history.extend(float(v) * scale for v in estimator.trace_.log_evidence[:-1])
-    monitor.iter, monitor.converged = estimator.trace_.n_iter, estimator.trace_.converged
-    return monitor
-
-
-def check_lengths(lengths, n_rows):
-    """``starts`` (S + 1 offsets) from ``lengths``: positive integers summing to ``n_rows``."""
-    if lengths is None:
-        return np.array([0, n_rows], dtype=np.int64)
-    lengths = np.asarray(lengths)
-    if lengths.ndim != 1 or lengths.size == 0:
-        raise ValueError(f"lengths must be a non-empty 1-D array, got shape {lengths.shape}.")
-    if lengths.dtype.kind not in "iu":
-        if lengths.dtype.kind != "f" or not np.all(np.isfinite(lengths)) or np.any(
-            lengths != np.round(lengths)
-        ):
-            raise ValueError(f"lengths must be integers, got {lengths!r}.")
-    lengths = lengths.astype(np.int64)
-    if np.any(lengths <= 0):
-        raise ValueError(f"lengths must be positive, got {lengths[lengths <= 0][:5]} among them.")
-    if lengths.sum() != n_rows:
-        raise ValueError(
-            f"lengths sum to {int(lengths.sum())} but X has {n_rows} rows: they must be equal."
-        )
-    return np.concatenate([[0], np.cumsum(lengths)])
-
-
-def _check_probs(p, name, shape):
-    p = np.asarray(p, dtype=np.float64)
-    if p.shape != shape:
-        raise ValueError(f"{name} must have shape {shape}, got {p.shape}.")
-    if not np.all(np.isfinite(p)) or np.any(p < 0):
-        raise ValueError(f"{name} must be finite and non-negative.")
-    s = p.sum(axis=-1)
-    if not np.allclose(s, 1.0):
-        what = "must sum to 1" if p.ndim == 1 else "rows must sum to 1"
-        raise ValueError(f"{name} {what} (got {np.round(s, 6)}).")
-    return p
-
-
 class _BaseHMM(BaseEM):
-    """What the two HMMs share: fit over sequences, scoring, decoding, sampling."""
+    """What the two HMMs share: fit over sequences, scoring, decoding, sampling.
+
+    ``fit(X, lengths)`` and ``score(X, lengths)`` work positionally, as in hmmlearn, although
+    the second parameter is named ``y`` as scikit-learn requires: see
+    :func:`~emkit.estimators._hmm_input.lengths_from`. The other methods take ``lengths``
+    second, as hmmlearn's.
+    """
 
     _max_iter_name = "n_iter"
     _warn_unconverged = False  # hmmlearn's n_iter is a budget; ``monitor_`` reports
-    _emission_code = "e"
 
     @property
     def monitor_(self):
         """hmmlearn's :class:`ConvergenceMonitor` of the last fit (built from ``trace_``)."""
         if not hasattr(self, "_history_scale_"):
             raise AttributeError("monitor_ is set by fit")
-        return _monitor(self)
+        return monitor_of(self)
 
     def _set_common(self, n_components, startprob_prior, transmat_prior, algorithm,
                     random_state, n_iter, tol, verbose, params, init_params, implementation,
-                    check_monotonic, callback):
+                    check_monotonic, callback, n_init, warm_start):
         """Store the constructor parameters both HMMs share (only stored, as scikit-learn
         asks)."""
         self.n_components = n_components
@@ -124,10 +73,13 @@ class _BaseHMM(BaseEM):
         self.implementation = implementation
         self.check_monotonic = check_monotonic
         self.callback = callback
+        self.n_init = n_init
+        self.warm_start = warm_start
 
     def _check_common(self):
         check_int(self.n_components, "n_components", low=1)
         self._check_em_common(allow_bool_verbose=True)
+        self._check_restarts()
         check_choice(self.algorithm, "algorithm", ("viterbi", "map"))
         check_choice(self.implementation, "implementation", ("log", "scaling"))
         for name in ("params", "init_params"):
@@ -141,52 +93,60 @@ class _BaseHMM(BaseEM):
         X = self._validate_X(X, fit)
         return Sequences(X, check_lengths(lengths, X.shape[0]))
 
-    def _sequence_weights(self, sample_weight, n_seq, dtype):
-        if sample_weight is None:
-            return None
-        w = np.asarray(sample_weight, dtype=np.float64)
-        if w.shape != (n_seq,):
-            raise ValueError(
-                f"sample_weight needs one weight per sequence ({n_seq}), got shape {w.shape}."
-            )
-        if not np.all(np.isfinite(w)) or np.any(w < 0) or not np.any(w > 0):
-            raise ValueError("sample_weight must be finite, non-negative and not all zero.")
-        return w
+    def _continuing(self) -> bool:
+        """A warm start: this fit continues from the fitted parameters."""
+        return bool(self.warm_start) and hasattr(self, "_params_")
 
     def _needs_init(self, code, name):
+        """hmmlearn's rule: initialise ``name`` if ``code`` is in ``init_params`` or it is
+        not set."""
         return code in self.init_params or not hasattr(self, name)
 
+    def _kept(self, code, name) -> bool:
+        """Whether the fit starts from the attribute ``name`` as it is (not initialised)."""
+        return hasattr(self, name) and (self._continuing() or code not in self.init_params)
+
     # ---------------------------------------------------------------- fitting
-    def fit(self, X, lengths=None, sample_weight=None):
+    def fit(self, X, y=None, sample_weight=None, *, lengths=None):
         """Estimate the parameters with Baum-Welch (EM).
+
+        Runs ``n_init`` initialisations (hmmlearn's: the first draws exactly what hmmlearn
+        draws) and keeps the one with the largest final log-likelihood plus log prior; all
+        their traces are in ``traces_``. With ``warm_start=True`` a fitted model continues
+        from its current parameters (as ``init_params=""`` does, but only once fitted).
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
             Concatenated sequences.
+        y : array-like of int, optional
+            hmmlearn's ``lengths`` in its place: ``fit(X, lengths)`` works as in hmmlearn.
+            It is named ``y`` for scikit-learn, which passes its target here: one value per
+            row that is not a valid lengths vector is such a target, and ignored (a valid
+            lengths vector, positive integers summing to ``n_samples``, is always lengths).
+        sample_weight : array-like of shape (n_sequences,) or (n_samples,), optional
+            One non-negative weight per sequence (an integer weight equals repeating the
+            sequence), or one per row: step ``t`` then counts as ``w_t`` observations of
+            that step (its emission density raised to the power ``w_t``; zero leaves the
+            step unobserved). When every sequence has length one, per sequence.
         lengths : array-like of int, optional
             Length of each sequence (summing to ``n_samples``); default: one sequence.
-        sample_weight : array-like of shape (n_sequences,), optional
-            One non-negative weight per sequence; an integer weight equals repeating it.
 
         Returns
         -------
         self
         """
         self._check_common()
-        seqs = self._sequences(X, lengths, fit=True)
-        sw = self._sequence_weights(sample_weight, seqs.n_sequences, seqs.X.dtype)
+        seqs = self._sequences(X, lengths_from(y, lengths, X), fit=True)
+        n = seqs.X.shape[0]
+        seq_w, obs_w = check_hmm_weights(sample_weight, seqs.n_sequences, n)
+        if obs_w is not None:
+            seqs = Sequences(seqs.X, seqs.starts, obs_w)
         self._check_hyperparameters(seqs.X)
         model = self._make_model(seqs.X)
-        random_state = check_random_state(self.random_state)
-        printer, callback = self._progress()
-        total = float(seqs.X.shape[0] if sw is None else sw @ seqs.lengths)
-        with blas_single_thread():
-            best, traces = self._run_inits(
-                model, seqs, sw, 1, True, random_state, printer, callback,
-                monotonic_rtol(seqs.X.dtype), max_iter=self.n_iter, tol=self.tol / total,
-            )
-        self._finish_fit(model.dtype, model, best, traces)
+        row_w = np.ones(n) if seq_w is None else np.repeat(seq_w, seqs.lengths)
+        total = float(np.sum(row_w if obs_w is None else row_w * obs_w))
+        best = self._fit_runs(model, seqs, seq_w, model.dtype, tol=self.tol / total)
         self._history_scale_ = total  # monitor_ is read off trace_ in these units
         occupancy = best.stats.start + best.stats.trans.sum(axis=0)
         self.unvisited_states_ = np.flatnonzero(occupancy <= 0)
@@ -198,21 +158,37 @@ class _BaseHMM(BaseEM):
             )
         return self
 
+    def _begin_init(self, init):
+        self._first_init = init == 0
+
+    def _init_stream(self, random_state):
+        """What seeds the initial clustering / emissions: hmmlearn's ``random_state`` in the
+        first initialisation (the same draws as hmmlearn), the running stream after it (so
+        every initialisation differs)."""
+        return self.random_state if self._first_init else random_state
+
     def _initial_params(self, model, X, sample_weight, random_state):
         k = self.n_components
         init = 1.0 / k
+        start, trans = getattr(self, "startprob_", None), getattr(self, "transmat_", None)
         if self._needs_init("s", "startprob_"):
-            self.startprob_ = random_state.dirichlet(np.full(k, init))
+            start = random_state.dirichlet(np.full(k, init))
         if self._needs_init("t", "transmat_"):
-            self.transmat_ = random_state.dirichlet(np.full(k, init), size=k)
-        self._init_emission(X.X, random_state)
+            trans = random_state.dirichlet(np.full(k, init), size=k)
+        return HMMParams(
+            check_probs(start, "startprob_", (k,)),
+            check_probs(trans, "transmat_", (k, k)),
+            self._initial_emission(X.X, random_state),
+        )
+
+    def _continuation_params(self):
         return self._current_params()
 
     def _current_params(self):
         k = self.n_components
         return HMMParams(
-            _check_probs(self.startprob_, "startprob_", (k,)),
-            _check_probs(self.transmat_, "transmat_", (k, k)),
+            check_probs(self.startprob_, "startprob_", (k,)),
+            check_probs(self.transmat_, "transmat_", (k, k)),
             self._emission_params(),
         )
 
@@ -227,15 +203,19 @@ class _BaseHMM(BaseEM):
 
     # ---------------------------------------------------------------- inference
     def score_samples(self, X, lengths=None):
-        """``(log p(X), posteriors)``: the total log-likelihood and the state posteriors."""
+        """``(log p(X), posteriors)``: the total log-likelihood and the state posteriors
+        (N x K), as hmmlearn's (not scikit-learn's per-row log-densities)."""
         seqs = self._sequences(X, lengths)
         model, params = self._predict_model(seqs)
         ll, gamma = model.score_sequences(params, seqs)
         return float(np.sum(ll)), gamma
 
-    def score(self, X, lengths=None):
-        """Log-likelihood of ``X`` (summed over the sequences, as hmmlearn)."""
-        seqs = self._sequences(X, lengths)
+    def score(self, X, y=None, *, lengths=None):
+        """Log-likelihood of ``X`` (summed over the sequences, as hmmlearn).
+
+        ``y``: hmmlearn's ``lengths`` in its place (``score(X, lengths)``), as in :meth:`fit`.
+        """
+        seqs = self._sequences(X, lengths_from(y, lengths, X))
         model, params = self._predict_model(seqs)
         return float(np.sum(model.posteriors(params, seqs)[0]))
 
@@ -288,11 +268,11 @@ class _BaseHMM(BaseEM):
 
     def aic(self, X, lengths=None):
         """``-2 log L + 2 p``, as hmmlearn."""
-        return -2 * self.score(X, lengths) + 2 * self._n_parameters()
+        return -2 * self.score(X, lengths=lengths) + 2 * self._n_parameters()
 
     def bic(self, X, lengths=None):
         """``-2 log L + p log(n_samples)``, as hmmlearn."""
-        return -2 * self.score(X, lengths) + self._n_parameters() * np.log(len(X))
+        return -2 * self.score(X, lengths=lengths) + self._n_parameters() * np.log(len(X))
 
     def _chain_model(self, emission, dtype):
         return HMMModel(
@@ -302,29 +282,41 @@ class _BaseHMM(BaseEM):
         )
 
 
+#: covariance types whose missing observations (NaN) are marginalised
+MISSING_TYPES = ("diag", "spherical")
+
+
 class GaussianHMM(_BaseHMM):
     """Hidden Markov model with Gaussian emissions; a drop-in for hmmlearn's ``GaussianHMM``.
 
     Same constructor parameters, attributes and methods as ``hmmlearn.hmm.GaussianHMM`` (0.3),
-    plus ``check_monotonic`` and ``callback`` as every emkit estimator, and ``trace_``,
-    ``traces_``, ``lower_bound_`` (per time step). The emission log-densities are
-    GaussianMixture's kernel; the M-step is hmmlearn's, priors included.
+    plus ``check_monotonic``, ``callback``, ``n_init`` and ``warm_start`` as every emkit
+    estimator, and ``trace_``, ``traces_``, ``lower_bound_`` (per time step). The emission
+    log-densities are GaussianMixture's kernel; the M-step is hmmlearn's, priors included.
+    NaN entries of ``X`` are missing observations, marginalised exactly, for the
+    covariance types in ``MISSING_TYPES``.
     """
 
     def __init__(self, n_components=1, covariance_type="diag", min_covar=1e-3,
                  startprob_prior=1.0, transmat_prior=1.0, means_prior=0, means_weight=0,
                  covars_prior=1e-2, covars_weight=1, algorithm="viterbi", random_state=None,
                  n_iter=10, tol=1e-2, verbose=False, params="stmc", init_params="stmc",
-                 implementation="log", check_monotonic="warn", callback=None):
+                 implementation="log", check_monotonic="warn", callback=None, n_init=1,
+                 warm_start=False):
         self._set_common(n_components, startprob_prior, transmat_prior, algorithm, random_state,
                          n_iter, tol, verbose, params, init_params, implementation,
-                         check_monotonic, callback)
+                         check_monotonic, callback, n_init, warm_start)
         self.covariance_type = covariance_type
         self.min_covar = min_covar
         self.means_prior = means_prior
         self.means_weight = means_weight
         self.covars_prior = covars_prior
         self.covars_weight = covars_weight
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = self.covariance_type in MISSING_TYPES
+        return tags
 
     @property
     def n_features(self):
@@ -351,15 +343,30 @@ class GaussianHMM(_BaseHMM):
 
     def _check_hyperparameters(self, X):
         check_choice(self.covariance_type, "covariance_type", COVARIANCE_TYPES)
+        n, d = X.shape
+        if self._kept("m", "means_") and np.shape(self.means_)[-1] != d:
+            raise ValueError(
+                f"X has {d} features, but means_ (kept: 'm' is not in init_params) has "
+                f"{np.shape(self.means_)[-1]}."
+            )
+        k = self.n_components
+        if n < k and not self._kept("m", "means_"):
+            raise ValueError(
+                f"Expected n_samples >= n_components but got n_components = {k}, "
+                f"n_samples = {n}: the k-means initialisation needs a sample per state."
+            )
+        if n < 2 and not self._kept("c", "_covars_"):
+            raise ValueError(
+                f"n_samples = {n}: initialising the covariances (init_params has 'c') needs "
+                "at least 2 samples; set covars_ and drop 'c' from init_params."
+            )
 
     def _validate_X(self, X, fit):
-        missing_ok = self.covariance_type in ("diag", "spherical")
-        X = check_array(
-            X, dtype=[np.float64, np.float32],
+        missing_ok = self.covariance_type in MISSING_TYPES
+        X = validate_data(
+            self, X, reset=fit, dtype=[np.float64, np.float32],
             ensure_all_finite="allow-nan" if missing_ok else True,
         )
-        if missing_ok and np.isinf(X).any():
-            raise ValueError("Input X contains infinity (NaN marks a missing value).")
         if not fit and self.n_features is not None and X.shape[1] != self.n_features:
             raise ValueError(
                 f"X has {X.shape[1]} features, but the model has {self.n_features}."
@@ -385,47 +392,58 @@ class GaussianHMM(_BaseHMM):
         )
         return self._chain_model(emission, X.dtype)
 
-    def _init_emission(self, X, random_state):
+    def _initial_emission(self, X, random_state):
+        """hmmlearn's initialisation: k-means means and the data covariance (plus
+        ``min_covar``) for every state; the attributes as they are where not initialised."""
         k = self.n_components
         if np.isnan(X).any():
-            # hmmlearn's initialisation on the complete rows (on column-mean-filled rows when
-            # fewer than n_components are complete)
+            # on the complete rows (on column-mean-filled rows when fewer than n_components
+            # are complete)
             complete = ~np.isnan(X).any(axis=1)
             if complete.sum() >= max(k, 2):
                 X = X[complete]
             else:
                 X = np.where(np.isnan(X), np.nanmean(X, axis=0), X)
+        means = getattr(self, "means_", None)
         if self._needs_init("m", "means_"):
             from sklearn.cluster import KMeans
 
-            kmeans = KMeans(n_clusters=k, random_state=self.random_state, n_init=10).fit(X)
-            self.means_ = kmeans.cluster_centers_
-        if self._needs_init("c", "covars_"):
+            kmeans = KMeans(n_clusters=k, random_state=self._init_stream(random_state),
+                            n_init=10).fit(X)
+            means = kmeans.cluster_centers_
+        covars = getattr(self, "_covars_", None)
+        if self._needs_init("c", "_covars_"):
             cv = np.atleast_2d(np.cov(np.asarray(X, np.float64).T)) + self.min_covar * np.eye(
                 X.shape[1]
             )
-            ct = self.covariance_type
-            self._covars_ = {
+            covars = {
                 "spherical": lambda: np.full(k, cv.mean()),
                 "tied": lambda: cv,
                 "diag": lambda: np.tile(np.diag(cv), (k, 1)),
                 "full": lambda: np.tile(cv, (k, 1, 1)),
-            }[ct]()
+            }[self.covariance_type]()
+        return self._gaussian_params(means, covars)
 
     def _emission_params(self):
+        return self._gaussian_params(self.means_, self._covars_)
+
+    def _gaussian_params(self, means, covars):
+        """Checked emission parameters (a ValueError naming the problem)."""
         k, ct = self.n_components, self.covariance_type
-        means = np.asarray(self.means_, dtype=np.float64)
+        means = np.asarray(means, dtype=np.float64)
         if means.ndim != 2 or means.shape[0] != k:
             raise ValueError(f"means_ must have shape ({k}, n_features), got {means.shape}.")
         if not np.all(np.isfinite(means)):
             raise ValueError("means_ contains NaN or infinity.")
         d = means.shape[1]
-        cv = np.asarray(self._covars_, dtype=np.float64)
+        cv = np.asarray(covars, dtype=np.float64)
         if ct == "spherical" and cv.ndim == 2:
             cv = cv.mean(axis=1)
         shape = {"spherical": (k,), "diag": (k, d), "tied": (d, d), "full": (k, d, d)}[ct]
         if cv.shape != shape:
             raise ValueError(f"'{ct}' covars must have shape {shape}, got {cv.shape}.")
+        if not np.all(np.isfinite(cv)):
+            raise ValueError(f"'{ct}' covars contain NaN or infinity.")
         if ct in ("tied", "full"):
             mats = cv[None] if ct == "tied" else cv
             for i, c in enumerate(mats):
@@ -455,42 +473,90 @@ class GaussianHMM(_BaseHMM):
 
 class CategoricalHMM(_BaseHMM):
     """Hidden Markov model with categorical emissions; a drop-in for hmmlearn's
-    ``CategoricalHMM``. ``X`` holds one integer symbol per row (shape (n_samples, 1))."""
+    ``CategoricalHMM``.
+
+    ``X`` holds one integer symbol per row: shape (n_samples, 1), or (n_samples,). Symbols
+    stored as floats are accepted when they are whole numbers. ``n_features`` (the number of
+    symbols) reads, as in hmmlearn after a fit, the number the model emits when it was not
+    given (``max symbol + 1`` of the data, or the width of ``emissionprob_``); the
+    constructor's value itself is left as given, so ``get_params`` and ``clone`` see it.
+    """
 
     def __init__(self, n_components=1, startprob_prior=1.0, transmat_prior=1.0, *,
                  emissionprob_prior=1.0, n_features=None, algorithm="viterbi",
                  random_state=None, n_iter=10, tol=1e-2, verbose=False, params="ste",
                  init_params="ste", implementation="log", check_monotonic="warn",
-                 callback=None):
+                 callback=None, n_init=1, warm_start=False):
         self._set_common(n_components, startprob_prior, transmat_prior, algorithm, random_state,
                          n_iter, tol, verbose, params, init_params, implementation,
-                         check_monotonic, callback)
+                         check_monotonic, callback, n_init, warm_start)
         self.emissionprob_prior = emissionprob_prior
         self.n_features = n_features
 
-    def _n_symbols(self, X=None):
-        if self.n_features is not None:
-            return check_int(self.n_features, "n_features", low=1)
-        if hasattr(self, "emissionprob_") and not ("e" in self.init_params and X is not None):
-            return np.shape(self.emissionprob_)[1]
-        return int(X.max()) + 1
+    @property
+    def n_features(self):
+        """Number of symbols: as given, else that of ``emissionprob_`` (set by fit)."""
+        given = self.__dict__.get("n_features")
+        if given is None and hasattr(self, "emissionprob_"):
+            return int(np.shape(self.emissionprob_)[1])
+        return given
+
+    @n_features.setter
+    def n_features(self, value):
+        self.__dict__["n_features"] = value
+
+    def get_params(self, deep=True):
+        """The constructor parameters as given (``n_features`` None stays None)."""
+        params = super().get_params(deep=deep)
+        params["n_features"] = self.__dict__.get("n_features")
+        return params
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.categorical = True
+        tags.input_tags.positive_only = True  # symbols are 0..n_features - 1
+        return tags
+
+    def _n_symbols(self, x=None):
+        given = self.__dict__.get("n_features")
+        if given is not None:
+            return check_int(given, "n_features", low=1)
+        if self._kept("e", "emissionprob_") or x is None:
+            return int(np.shape(self.emissionprob_)[1])
+        return int(x.max()) + 1
 
     def _check_hyperparameters(self, X):
         pass
 
     def _validate_X(self, X, fit):
-        X = np.asarray(X)
-        if X.ndim == 1:
-            X = X[:, None]
-        if X.ndim != 2 or X.shape[1] != 1:
-            raise ValueError(f"X must have shape (n_samples, 1), got {X.shape}.")
-        if X.shape[0] == 0:
-            raise ValueError("X is empty: at least one symbol is needed.")
-        if X.dtype.kind not in "iu":
-            raise ValueError(f"Symbols must be integers, got dtype {X.dtype}.")
-        x = X[:, 0].astype(np.int64)
+        if not hasattr(X, "tocsr"):
+            if np.ndim(X) == 0:
+                raise ValueError(
+                    f"Expected a sequence of symbols, got scalar array instead: X={X!r}. "
+                    "Reshape your data: a 1-D array of symbols, or shape (n_samples, 1)."
+                )
+            if np.ndim(X) == 1:
+                X = np.asarray(X).reshape(-1, 1)
+        X = validate_data(self, X, reset=fit)
+        if X.shape[1] != 1:
+            raise ValueError(
+                f"X must hold one symbol per row: shape (n_samples, 1) or (n_samples,), got "
+                f"{X.shape}."
+            )
+        x = X[:, 0]
+        if x.dtype.kind not in "iu":
+            if x.dtype.kind != "f" or np.any(x != np.round(x)):
+                raise ValueError(
+                    f"Symbols must be integers, got dtype {X.dtype} with non-integer values."
+                )
+        x = x.astype(np.int64)
+        if x.min() < 0:
+            raise ValueError(
+                f"Negative values in data passed to CategoricalHMM: symbols are integers "
+                f"0..n_features - 1, got {x.min()}."
+            )
         v = self._n_symbols(x) if fit else np.shape(self.emissionprob_)[1]
-        if x.min() < 0 or x.max() >= v:
+        if x.max() >= v:
             raise ValueError(
                 f"Symbols must be in 0..{v - 1} (n_features = {v}); got {x.min()}..{x.max()}."
             )
@@ -503,16 +569,22 @@ class CategoricalHMM(_BaseHMM):
         )
         return self._chain_model(emission, np.float64)
 
-    def _init_emission(self, X, random_state):
+    def _initial_emission(self, X, random_state):
+        e = getattr(self, "emissionprob_", None)
         if self._needs_init("e", "emissionprob_"):
-            rs = check_random_state(self.random_state)  # hmmlearn draws from a fresh stream
+            # hmmlearn draws from a fresh stream of random_state
+            rs = check_random_state(self._init_stream(random_state))
             e = rs.rand(self.n_components, self._n_symbols(X))
-            self.emissionprob_ = e / e.sum(axis=1, keepdims=True)
+            e = e / e.sum(axis=1, keepdims=True)
+        return self._checked_emissionprob(e)
 
     def _emission_params(self):
+        return self._checked_emissionprob(self.emissionprob_)
+
+    def _checked_emissionprob(self, e):
         k = self.n_components
-        e = np.atleast_2d(np.asarray(self.emissionprob_, dtype=np.float64))
-        return _check_probs(e, "emissionprob_", (k, e.shape[1]))
+        e = np.atleast_2d(np.asarray(e, dtype=np.float64))
+        return check_probs(e, "emissionprob_", (k, e.shape[1]))
 
     def _set_emission(self, ep, dtype):
         self.emissionprob_ = ep.astype(dtype)

@@ -40,10 +40,16 @@ __all__ = [
 
 @dataclass(frozen=True, eq=False)
 class Sequences:
-    """Concatenated sequences: ``X`` (N x D, or N symbols) and ``starts`` (S + 1 offsets)."""
+    """Concatenated sequences: ``X`` (N x D, or N symbols) and ``starts`` (S + 1 offsets).
+
+    ``weights`` (N,), optional: per-observation weights; the emission density of step ``t``
+    is raised to the power ``weights[t]`` (``w_t`` observations of the same step; zero: the
+    step is unobserved). Per-sequence weights are the E-step's ``sample_weight``.
+    """
 
     X: np.ndarray
     starts: np.ndarray
+    weights: np.ndarray | None = None
 
     @property
     def lengths(self) -> np.ndarray:
@@ -61,7 +67,8 @@ class Sequences:
             while e < n_seq and self.starts[e + 1] - self.starts[s] <= max_rows:
                 e += 1
             a, b = int(self.starts[s]), int(self.starts[e])
-            yield Sequences(self.X[a:b], self.starts[s : e + 1] - a), slice(s, e)
+            w = None if self.weights is None else self.weights[a:b]
+            yield Sequences(self.X[a:b], self.starts[s : e + 1] - a, w), slice(s, e)
             s = e
 
 
@@ -355,21 +362,36 @@ def _emission_scaled(emission, params, X):
     return L, mx
 
 
-def _forward_backward(emission, params, X, starts):
+def _weighted_log_prob(emission, params, X, weights):
+    """Emission log-densities (N x K) times the per-observation ``weights`` (if any)."""
+    L = emission.log_prob(params.emission, X)
+    if weights is not None:
+        L = L * weights.astype(L.dtype)[:, None]
+    return L
+
+
+def _forward_backward(emission, params, X, starts, weights=None):
     """``(loglik per sequence, gamma, trans per sequence)`` of the sequences of ``X``.
 
     The scaled kernel on the emissions shifted by their per-step maximum; a sequence where
     that underflows (a state the chain can reach sits more than ~700 nats below the best one,
     so every reachable state's scaled emission is 0) is redone in log space, never left NaN.
+    ``weights``: per-observation weights (the emission log-densities are multiplied by them).
     """
-    B, mx = _emission_scaled(emission, params, X)
+    if weights is None:
+        B, mx = _emission_scaled(emission, params, X)
+    else:
+        B = _weighted_log_prob(emission, params, X, weights)
+        mx = kern.row_max_subtract(B)
+        np.exp(B, out=B)
     gamma, ll, trans = kern.forward_backward(B, starts, params.startprob, params.transmat)
     ll += np.add.reduceat(mx, starts[:-1])
     ok = np.isfinite(ll) & np.logical_and.reduceat(
         np.isfinite(gamma).all(axis=1), starts[:-1])
     for s in np.flatnonzero(~ok):
         a, b = int(starts[s]), int(starts[s + 1])
-        L = np.asarray(emission.log_prob(params.emission, X[a:b]), dtype=np.float64)
+        wb = None if weights is None else weights[a:b]
+        L = np.asarray(_weighted_log_prob(emission, params, X[a:b], wb), dtype=np.float64)
         g, l, t = kern.forward_backward_log(L, np.array([0, b - a]), params.startprob,
                                             params.transmat)
         gamma[a:b], ll[s], trans[s] = g, l[0], t[0]
@@ -398,21 +420,28 @@ class HMMModel:
     # ------------------------------------------------------------------ passes
     def posteriors(self, params: HMMParams, seqs: Sequences):
         """``(loglik per sequence (S,), gamma (N x K), trans per sequence (S x K x K))``."""
-        return _forward_backward(self.emission, params, seqs.X, seqs.starts)
+        return _forward_backward(self.emission, params, seqs.X, seqs.starts, seqs.weights)
 
     def _block_stats(self, params, block, w, emission):
-        """Statistics of one block of whole sequences (``w``: their weights or None)."""
-        ll, gamma, trans = _forward_backward(emission, params, block.X, block.starts)
+        """Statistics of one block of whole sequences (``w``: their weights or None; the
+        per-observation weights, if any, are ``block.weights``)."""
+        ll, gamma, trans = _forward_backward(emission, params, block.X, block.starts,
+                                             block.weights)
         n = block.X.shape[0]
         if w is None:
             start = gamma[block.starts[:-1]].sum(axis=0, dtype=np.float64)
             trans_sum = trans.sum(axis=0)
-            R, log_ev, weight = gamma, float(np.sum(ll)), float(n)
+            R, log_ev, row_w = gamma, float(np.sum(ll)), None
         else:
             start = w @ gamma[block.starts[:-1]].astype(np.float64)
             trans_sum = np.tensordot(w, trans, axes=1)
-            R = gamma * np.repeat(w, block.lengths).astype(gamma.dtype)[:, None]
-            log_ev, weight = float(w @ ll), float(w @ block.lengths)
+            row_w = np.repeat(w, block.lengths)
+            log_ev = float(w @ ll)
+        if block.weights is not None:
+            row_w = block.weights if row_w is None else row_w * block.weights
+        if row_w is not None:
+            R = gamma * row_w.astype(gamma.dtype)[:, None]
+        weight = float(n) if row_w is None else float(np.sum(row_w))
         es = emission.stats(params.emission, block.X, R, weight)
         return HMMStats(start, trans_sum, es, log_ev, 0.0, weight, float(n))
 

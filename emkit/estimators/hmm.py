@@ -475,8 +475,10 @@ class CategoricalHMM(_BaseHMM):
     """Hidden Markov model with categorical emissions; a drop-in for hmmlearn's
     ``CategoricalHMM``.
 
-    ``X`` holds one integer symbol per row: shape (n_samples, 1), or (n_samples,). Symbols
-    stored as floats are accepted when they are whole numbers. ``n_features`` (the number of
+    ``X`` holds one integer symbol per step: shape (n_samples, 1), as hmmlearn's. Beyond
+    hmmlearn, ``D > 1`` columns are ``D`` symbols per step that are independent given the
+    state (``emissionprob_`` then has shape (n_components, D, n_features)). Symbols stored as
+    floats are accepted when they are whole numbers. ``n_features`` (the number of
     symbols) reads, as in hmmlearn after a fit, the number the model emits when it was not
     given (``max symbol + 1`` of the data, or the width of ``emissionprob_``); the
     constructor's value itself is left as given, so ``get_params`` and ``clone`` see it.
@@ -498,7 +500,7 @@ class CategoricalHMM(_BaseHMM):
         """Number of symbols: as given, else that of ``emissionprob_`` (set by fit)."""
         given = self.__dict__.get("n_features")
         if given is None and hasattr(self, "emissionprob_"):
-            return int(np.shape(self.emissionprob_)[1])
+            return int(np.shape(self.emissionprob_)[-1])
         return given
 
     @n_features.setter
@@ -522,48 +524,50 @@ class CategoricalHMM(_BaseHMM):
         if given is not None:
             return check_int(given, "n_features", low=1)
         if self._kept("e", "emissionprob_") or x is None:
-            return int(np.shape(self.emissionprob_)[1])
+            return int(np.shape(self.emissionprob_)[-1])
         return int(x.max()) + 1
 
     def _check_hyperparameters(self, X):
         pass
 
     def _validate_X(self, X, fit):
-        if not hasattr(X, "tocsr"):
-            if np.ndim(X) == 0:
-                raise ValueError(
-                    f"Expected a sequence of symbols, got scalar array instead: X={X!r}. "
-                    "Reshape your data: a 1-D array of symbols, or shape (n_samples, 1)."
-                )
-            if np.ndim(X) == 1:
-                X = np.asarray(X).reshape(-1, 1)
-        X = validate_data(self, X, reset=fit)
-        if X.shape[1] != 1:
+        if np.isscalar(X) or (isinstance(X, np.ndarray) and X.ndim == 0):
             raise ValueError(
-                f"X must hold one symbol per row: shape (n_samples, 1) or (n_samples,), got "
-                f"{X.shape}."
+                f"Expected a sequence of symbols, got scalar array instead: X={X!r}. "
+                "Reshape your data: shape (n_samples, 1), or (n_samples, n_channels)."
             )
-        x = X[:, 0]
-        if x.dtype.kind not in "iu":
-            if x.dtype.kind != "f" or np.any(x != np.round(x)):
+        X = validate_data(self, X, reset=fit)
+        if X.dtype.kind not in "iu":
+            if X.dtype.kind != "f" or np.any(X != np.round(X)):
                 raise ValueError(
                     f"Symbols must be integers, got dtype {X.dtype} with non-integer values."
                 )
-        x = x.astype(np.int64)
+        x = X.astype(np.int64)
         if x.min() < 0:
             raise ValueError(
                 f"Negative values in data passed to CategoricalHMM: symbols are integers "
                 f"0..n_features - 1, got {x.min()}."
             )
-        v = self._n_symbols(x) if fit else np.shape(self.emissionprob_)[1]
+        if not fit or self._kept("e", "emissionprob_"):
+            self._check_channels(x.shape[1], "X")
+        v = self._n_symbols(x) if fit else np.shape(self.emissionprob_)[-1]
         if x.max() >= v:
             raise ValueError(
                 f"Symbols must be in 0..{v - 1} (n_features = {v}); got {x.min()}..{x.max()}."
             )
-        return x
+        return x[:, 0] if x.shape[1] == 1 else x
+
+    def _check_channels(self, n_channels, what):
+        e_dim = np.ndim(self.emissionprob_)
+        have = 1 if e_dim == 2 else np.shape(self.emissionprob_)[1]
+        if have != n_channels:
+            raise ValueError(
+                f"{what} has {n_channels} symbol(s) per step but emissionprob_ (shape "
+                f"{np.shape(self.emissionprob_)}) models {have}."
+            )
 
     def _make_model(self, X, sample_weight=None, fitting=True):
-        v = self._n_symbols(X) if fitting else np.shape(self.emissionprob_)[1]
+        v = self._n_symbols(X) if fitting else np.shape(self.emissionprob_)[-1]
         emission = CategoricalEmission(
             v, emissionprob_prior=self.emissionprob_prior, update="e" in self.params,
         )
@@ -574,8 +578,9 @@ class CategoricalHMM(_BaseHMM):
         if self._needs_init("e", "emissionprob_"):
             # hmmlearn draws from a fresh stream of random_state
             rs = check_random_state(self._init_stream(random_state))
-            e = rs.rand(self.n_components, self._n_symbols(X))
-            e = e / e.sum(axis=1, keepdims=True)
+            channels = () if X.ndim == 1 else (X.shape[1],)
+            e = rs.rand(self.n_components, *channels, self._n_symbols(X))
+            e = e / e.sum(axis=-1, keepdims=True)
         return self._checked_emissionprob(e)
 
     def _emission_params(self):
@@ -584,15 +589,19 @@ class CategoricalHMM(_BaseHMM):
     def _checked_emissionprob(self, e):
         k = self.n_components
         e = np.atleast_2d(np.asarray(e, dtype=np.float64))
-        return check_probs(e, "emissionprob_", (k, e.shape[1]))
+        return check_probs(e, "emissionprob_", (k,) + e.shape[1:] if e.ndim == 3 else
+                           (k, e.shape[-1]))
 
     def _set_emission(self, ep, dtype):
         self.emissionprob_ = ep.astype(dtype)
 
     def _sample_state(self, state, rs):
-        cdf = np.cumsum(self.emissionprob_[state, :])
-        return [(cdf > rs.rand()).argmax()]
+        e = np.asarray(self.emissionprob_)
+        rows = e[state][None] if e.ndim == 2 else e[state]
+        return [(np.cumsum(row) > rs.rand()).argmax() for row in rows]
 
     def _n_fit_scalars(self):
-        k, v = self.n_components, np.shape(self.emissionprob_)[1]
-        return {"s": k - 1, "t": k * (k - 1), "e": k * (v - 1)}
+        e = np.shape(self.emissionprob_)
+        channels = 1 if len(e) == 2 else e[1]
+        return {"s": self.n_components - 1, "t": self.n_components * (self.n_components - 1),
+                "e": self.n_components * channels * (e[-1] - 1)}

@@ -279,7 +279,17 @@ class GaussianEmission:
         if ct != "tied":  # a state no sequence visits keeps its covariance
             visited = (nk + cw > 0).reshape((-1,) + (1,) * (cov.ndim - 1))
             cov = np.where(visited, cov, old.get_covariances())
-        return GaussianParams.from_covariances(old.weights, means, cov, ct)
+        try:
+            return GaussianParams.from_covariances(old.weights, means, cov, ct)
+        except ValueError as exc:  # GaussianMixture's wording names reg_covar, not ours
+            raise ValueError(
+                f"The M-step's '{ct}' covariance is not positive definite (a state's "
+                "posterior mass sits on fewer distinct observations than there are "
+                "features). Pass covars_prior as positive-definite matrices (for example a "
+                "multiple of the identity, shape (n_components, n_features, n_features) or "
+                "(n_features, n_features) for 'tied'), use fewer states, or a diagonal "
+                f"covariance_type. ({exc})"
+            ) from None
 
     def log_prior(self, ep: GaussianParams) -> float:
         """The log prior that :meth:`m_step` maximises (up to a constant)."""
@@ -309,7 +319,12 @@ class GaussianEmission:
 
 @dataclass(frozen=True)
 class CategoricalEmission:
-    """Categorical emissions: ``emissionprob`` (K x V); statistics K x V expected counts."""
+    """Categorical emissions: ``emissionprob`` (K x V); statistics K x V expected counts.
+
+    With ``D > 1`` symbols per step (``x`` of shape (N, D), ``emissionprob`` K x D x V,
+    statistics K x D x V) the channels are independent given the state: the emission
+    probability is the product of the per-channel probabilities.
+    """
 
     n_symbols: int
     emissionprob_prior: object = 1.0
@@ -320,17 +335,31 @@ class CategoricalEmission:
         return self
 
     def log_prob(self, E, x):
-        return floored_log(E).T[x].astype(self.dtype)
+        if x.ndim == 1:
+            return floored_log(E).T[x].astype(self.dtype)
+        logE = floored_log(E)
+        L = np.zeros((x.shape[0], E.shape[0]), dtype=np.float64)
+        for d in range(x.shape[1]):
+            L += logE[:, d, :].T[x[:, d]]
+        return L.astype(self.dtype, copy=False)
 
     def scaled(self, E, x):
         """``exp(log_prob - its row maxima)`` and the maxima, by a gather: symbol ``v``'s
         column of ``E`` divided by its largest entry (floored as :meth:`log_prob` floors)."""
+        if x.ndim != 1:  # several channels: the product through log_prob
+            L = self.log_prob(E, x)
+            mx = kern.row_max_subtract(L)
+            np.exp(L, out=L)
+            return L, mx
         Ef = np.maximum(E, np.exp(LOG_TINY))
         top = Ef.max(axis=0)
         return (Ef / top).T.astype(self.dtype)[x], np.log(top)[x]
 
     def stats(self, E, x, R, total_weight):
-        return kern.symbol_counts(x, R, self.n_symbols).T
+        if x.ndim == 1:
+            return kern.symbol_counts(x, R, self.n_symbols).T
+        return np.stack([kern.symbol_counts(np.ascontiguousarray(x[:, d]), R, self.n_symbols).T
+                         for d in range(x.shape[1])], axis=1)
 
     def ecll(self, E, counts) -> float:
         return float(np.sum(counts * floored_log(E)))
@@ -341,7 +370,7 @@ class CategoricalEmission:
     def m_step(self, counts, old):
         if not self.update:
             return old
-        return dirichlet_m_step(counts, self.emissionprob_prior, None, axis=1)
+        return dirichlet_m_step(counts, self.emissionprob_prior, None, axis=-1)
 
     def log_prior(self, E) -> float:
         return _dirichlet_log_prior(self.emissionprob_prior, E)

@@ -40,7 +40,8 @@ from .kernels._parallel import blas_single_thread
 from .models._common import one_hot
 
 __all__ = [
-    "BaseEM", "BaseEMMixture", "VerbosePrinter", "INIT_PARAMS", "initial_assignments", "as_resp",
+    "ProgressMixin", "BaseEM", "BaseEMMixture", "VerbosePrinter", "INIT_PARAMS",
+    "initial_assignments", "as_resp",
 ]
 
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
@@ -149,7 +150,36 @@ class VerbosePrinter:
             )
 
 
-class BaseEM(BaseEstimator):
+class ProgressMixin:
+    """The progress parameters every emkit estimator has, checked and chained in one place:
+    ``verbose`` (and ``verbose_interval`` where present), ``callback``, ``check_monotonic``.
+    :class:`BaseEM` builds on it; so does LatentDirichletAllocation, whose loop is its own."""
+
+    def _check_progress(self, allow_bool_verbose=False):
+        """``verbose`` may be a bool where the estimator's reference takes one."""
+        verbose = self.verbose
+        if allow_bool_verbose and isinstance(verbose, (bool, np.bool_)):
+            verbose = int(verbose)
+        check_int(verbose, "verbose", low=0)
+        check_int(getattr(self, "verbose_interval", 1), "verbose_interval", low=1)
+        check_choice(self.check_monotonic, "check_monotonic", CHECK_MONOTONIC)
+        if self.callback is not None and not callable(self.callback):
+            raise ValueError(f"callback must be callable or None, got {self.callback!r}.")
+
+    def _chained(self, printer):
+        """``printer`` (called with the driver's :class:`IterationInfo` and any extra
+        arguments) followed by the user's ``callback`` (called with the info only)."""
+        user_cb = self.callback
+
+        def callback(info, *extra):
+            printer(info, *extra)
+            if user_cb is not None:
+                user_cb(info)
+
+        return callback
+
+
+class BaseEM(ProgressMixin, BaseEstimator):
     """What every estimator on :func:`emkit._em.run_em` shares, mixture or not.
 
     The progress callback (``verbose`` printing plus the user's ``callback``), the runs from
@@ -191,26 +221,12 @@ class BaseEM(BaseEstimator):
         the estimator's reference takes one, as hmmlearn's)."""
         check_real(self.tol, "tol", low=0.0)
         check_int(self._max_iter(), self._max_iter_name, low=0)
-        verbose = self.verbose
-        if allow_bool_verbose and isinstance(verbose, (bool, np.bool_)):
-            verbose = int(verbose)
-        check_int(verbose, "verbose", low=0)
-        check_int(getattr(self, "verbose_interval", 1), "verbose_interval", low=1)
-        check_choice(self.check_monotonic, "check_monotonic", CHECK_MONOTONIC)
-        if self.callback is not None and not callable(self.callback):
-            raise ValueError(f"callback must be callable or None, got {self.callback!r}.")
+        self._check_progress(allow_bool_verbose)
 
     def _progress(self):
         """``(printer, callback)``: the verbose printer, and it chained with ``callback``."""
         printer = VerbosePrinter(int(self.verbose), getattr(self, "verbose_interval", 10))
-        user_cb = self.callback
-
-        def callback(info):
-            printer(info)
-            if user_cb is not None:
-                user_cb(info)
-
-        return printer, callback
+        return printer, self._chained(printer)
 
     def _check_restarts(self):
         """``n_init`` and ``warm_start``, for the estimators that have them."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
 import sys
 import time
 from dataclasses import replace
@@ -14,8 +13,9 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils import check_random_state, gen_batches
 from sklearn.utils.validation import check_is_fitted
 
+from .._base import ProgressMixin
 from .._dask import em_model, is_dask_collection, on_dask
-from .._em import CHECK_MONOTONIC, IterationInfo, monotonic_rtol, run_em, stepwise_update
+from .._em import IterationInfo, monotonic_rtol, run_em, stepwise_update
 from .._trace import Trace
 from .._validation import (
     check_choice,
@@ -44,7 +44,8 @@ def _perplexity(bound, tokens) -> float:
 
 
 class LatentDirichletAllocation(
-    DocumentInput, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator
+    DocumentInput, ClassNamePrefixFeaturesOutMixin, TransformerMixin, ProgressMixin,
+    BaseEstimator,
 ):
     """Latent Dirichlet allocation by mean-field variational EM, with a monotone, visible bound.
 
@@ -228,16 +229,12 @@ class LatentDirichletAllocation(
         check_int(self.max_doc_update_iter, "max_doc_update_iter", low=0)
         if self.n_jobs is not None:
             check_int(self.n_jobs, "n_jobs")
-        if not isinstance(self.verbose, numbers.Integral) or self.verbose < 0:
-            raise ValueError(f"verbose must be a non-negative integer, got {self.verbose!r}.")
+        self._check_progress(allow_bool_verbose=True)
         if not isinstance(self.optimize_doc_topic_prior, (bool, np.bool_)):
             raise ValueError(
                 "optimize_doc_topic_prior must be a bool, got "
                 f"{self.optimize_doc_topic_prior!r}."
             )
-        check_choice(self.check_monotonic, "check_monotonic", CHECK_MONOTONIC)
-        if self.callback is not None and not callable(self.callback):
-            raise ValueError(f"callback must be callable or None, got {self.callback!r}.")
 
     def _n_threads(self) -> int:
         return max(1, int(effective_n_jobs(self.n_jobs)))
@@ -276,19 +273,16 @@ class LatentDirichletAllocation(
         self.topic_word_prior_ = float(params.eta)
 
     def _callbacks(self):
-        user = self.callback
-        verbose = self.verbose
-        max_iter = self.max_iter
+        """``report(info, perplexity=None)``: scikit-learn's verbose line, then ``callback``."""
+        verbose, max_iter = self.verbose, self.max_iter
 
-        def report(info, perplexity=None):
+        def printer(info, perplexity=None):
             if verbose:
                 extra = "" if perplexity is None else f", perplexity: {perplexity:.4f}"
                 print(f"iteration: {info.iteration} of max_iter: {max_iter}{extra}",
                       file=sys.stdout)
-            if user is not None:
-                user(info)
 
-        return report
+        return self._chained(printer)
 
     # ---------------------------------------------------------------- fitting
     def fit(self, X, y=None, sample_weight=None):

@@ -1,6 +1,8 @@
-"""Small data generators shared by the tests (no expected values live here)."""
+"""Small data generators and plain reference computations shared by the tests (no expected
+values live here)."""
 
 import numpy as np
+from scipy.special import logsumexp
 
 
 def blobs(n=300, d=3, k=3, sep=5.0, seed=0, dtype=np.float64):
@@ -28,3 +30,21 @@ def random_params(k, d, covariance_type, seed=0, scale=1.0):
     else:
         prec = rng.uniform(0.5, 2.0, size=k)
     return w, means, prec
+
+
+def plain_forward_backward(L, pi, A):
+    """Forward-backward of one sequence written plainly in log space: ``log p(x)``, the state
+    posteriors (T x K) and the expected transition counts (K x K)."""
+    t_all, k = L.shape
+    la, lb = np.zeros((t_all, k)), np.zeros((t_all, k))
+    la[0] = np.log(pi) + L[0]
+    for t in range(1, t_all):
+        la[t] = logsumexp(la[t - 1][:, None] + np.log(A), axis=0) + L[t]
+    for t in range(t_all - 2, -1, -1):
+        lb[t] = logsumexp(np.log(A) + L[t + 1] + lb[t + 1], axis=1)
+    ll = logsumexp(la[-1])
+    gamma = np.exp(la + lb - ll)
+    xi = np.zeros((k, k))
+    for t in range(t_all - 1):
+        xi += np.exp(la[t][:, None] + np.log(A) + L[t + 1] + lb[t + 1] - ll)
+    return ll, gamma, xi

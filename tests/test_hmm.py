@@ -314,14 +314,6 @@ def test_missing_values_are_marginalised_exactly(ct):
     assert np.all(np.isfinite(est.means_))
 
 
-def test_missing_values_rejected_for_full_and_tied():
-    X, lengths = _gaussian_data()
-    X[3, 0] = np.nan
-    for ct in ("full", "tied"):
-        with pytest.raises(ValueError, match="NaN"):
-            emkit.GaussianHMM(2, covariance_type=ct).fit(X, lengths)
-
-
 def test_left_right_chain_far_below_the_best_state_is_neither_nan_nor_forbidden():
     """A reachable state ~1800 nats below the best one underflows the scaled recursion: the
     sequence is redone in log space, and Viterbi never takes a zero-probability transition

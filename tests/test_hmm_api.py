@@ -4,10 +4,11 @@ scikit-learn's ``y``, per-row weights, ``n_features``, several symbols per step,
 
 import numpy as np
 import pytest
-from scipy.special import logsumexp
 from sklearn.base import clone
 
 import emkit
+
+from ._helpers import plain_forward_backward
 
 
 def _symbols(seed=0, n=60, v=4, d=1):
@@ -18,23 +19,6 @@ def _symbols(seed=0, n=60, v=4, d=1):
 def _chain(k, seed):
     rng = np.random.default_rng(seed)
     return rng.dirichlet(np.ones(k)), rng.dirichlet(np.ones(k), size=k)
-
-
-def _plain_forward_backward(L, pi, A):
-    """log p(x), gamma (T x K) and summed xi (K x K) of one sequence, in log space."""
-    t_all, k = L.shape
-    la, lb = np.zeros((t_all, k)), np.zeros((t_all, k))
-    la[0] = np.log(pi) + L[0]
-    for t in range(1, t_all):
-        la[t] = logsumexp(la[t - 1][:, None] + np.log(A), axis=0) + L[t]
-    for t in range(t_all - 2, -1, -1):
-        lb[t] = logsumexp(np.log(A) + L[t + 1] + lb[t + 1], axis=1)
-    ll = logsumexp(la[-1])
-    gamma = np.exp(la + lb - ll)
-    xi = np.zeros((k, k))
-    for t in range(t_all - 1):
-        xi += np.exp(la[t][:, None] + np.log(A) + L[t + 1] + lb[t + 1] - ll)
-    return ll, gamma, xi
 
 
 def _categorical(k, e, pi, A, **kw):
@@ -95,7 +79,7 @@ def test_per_row_weights_against_a_plain_em_step():
     w[4] = 0.0
     est = _categorical(k, e, pi, A, n_iter=1).fit(x, sample_weight=w)
     L = np.log(e).T[x[:, 0]] * w[:, None]
-    ll, gamma, xi = _plain_forward_backward(L, pi, A)
+    ll, gamma, xi = plain_forward_backward(L, pi, A)
     counts = np.zeros((k, 4))
     for t, v in enumerate(x[:, 0]):
         counts[:, v] += w[t] * gamma[t]
@@ -159,7 +143,7 @@ def test_several_symbols_per_step_against_a_plain_em_step():
     e = np.random.default_rng(10).dirichlet(np.ones(3), size=(k, 2))
     est = _categorical(k, e, pi, A, n_iter=1)
     L = np.log(e[:, 0, :]).T[x[:, 0]] + np.log(e[:, 1, :]).T[x[:, 1]]
-    ll, gamma, xi = _plain_forward_backward(L, pi, A)
+    ll, gamma, xi = plain_forward_backward(L, pi, A)
     assert est.score(x) == pytest.approx(ll, rel=1e-12)
     est.fit(x)
     counts = np.zeros((k, 2, 3))

@@ -282,8 +282,8 @@ class _BaseHMM(BaseEM):
         )
 
 
-#: covariance types whose missing observations (NaN) are marginalised
-MISSING_TYPES = ("diag", "spherical")
+#: covariance types whose missing observations (NaN) are marginalised (all of them)
+MISSING_TYPES = ("spherical", "diag", "full", "tied")
 
 
 class GaussianHMM(_BaseHMM):

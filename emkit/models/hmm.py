@@ -25,6 +25,7 @@ import numpy as np
 from ..kernels import hmm as kern
 from ..kernels._parallel import map_row_blocks
 from ._common import LOG_TINY, floored_log
+from ._hmm_missing import missing_log_prob, missing_stats
 from .gaussian import LOG_2PI, GaussianModel, GaussianParams, GaussianStats
 
 __all__ = [
@@ -173,9 +174,9 @@ class GaussianEmission:
     ``gaussian`` computes the log-densities (its log-probability path with every state weight
     one, so the per-state constant has no mixture weight) and the statistics about the current
     means. ``means_prior``/``means_weight``/``covars_prior``/``covars_weight`` are hmmlearn's.
-    ``missing``: NaN entries of X are missing observations (diag and spherical), marginalised
-    exactly in the E-step; the statistics then hold their conditional moments, so the M-step
-    and the bound are unchanged.
+    ``missing``: NaN entries of X are missing observations, marginalised exactly in the
+    E-step; the statistics then hold their conditional moments, so the M-step and the bound
+    are unchanged (diag and spherical below, full and tied in :mod:`._hmm_missing`).
     """
 
     gaussian: GaussianModel
@@ -198,7 +199,7 @@ class GaussianEmission:
     def _filled(self, X):
         """``(X with NaN replaced by the model's centre, missing mask)``; mask None if none.
 
-        Missing entries (diag and spherical only) are marginalised exactly: the kernels see
+        Missing entries (diag and spherical) are marginalised exactly: the kernels see
         the centre ``c`` in their place and the terms of those entries are corrected below,
         so the Gaussian kernel and its statistics serve unchanged.
         """
@@ -210,8 +211,19 @@ class GaussianEmission:
         c = self.gaussian.center.astype(X.dtype)
         return np.where(mask, c, X), mask.astype(X.dtype)
 
+    def _full_mask(self, X):
+        """The missing entries of ``X`` for full and tied covariances (None if none, or
+        another covariance type): those are marginalised in :mod:`._hmm_missing`."""
+        if not self.missing or self.covariance_type not in ("full", "tied"):
+            return None
+        mask = np.isnan(X)
+        return mask if mask.any() else None
+
     def log_prob(self, ep: GaussianParams, X):
         """``log N(x_t | mu_k, Sigma_k)`` (N x K) over the observed entries of every row."""
+        full_mask = self._full_mask(X)
+        if full_mask is not None:
+            return missing_log_prob(self.gaussian, ep, X, full_mask)
         Xf, mask = self._filled(X)
         L = self.gaussian.log_prob(ep, Xf)
         if mask is not None:
@@ -224,7 +236,12 @@ class GaussianEmission:
 
     def stats(self, ep: GaussianParams, X, R, total_weight):
         """GaussianStats of the state posteriors ``R``; a missing entry contributes its
-        conditional moments ``E[x_d] = mu_kd``, ``E[x_d^2] = mu_kd^2 + sigma_kd^2``."""
+        conditional moments ``E[x_d] = mu_kd``, ``E[x_d^2] = mu_kd^2 + sigma_kd^2`` (full and
+        tied: the conditional Gaussian given the observed entries, :mod:`._hmm_missing`)."""
+        full_mask = self._full_mask(X)
+        if full_mask is not None:
+            return missing_stats(self.gaussian, ep, X, full_mask, R,
+                                 total_weight=total_weight, n_rows=X.shape[0])
         Xf, mask = self._filled(X)
         es = self.gaussian.stats_given_resp(
             ep, Xf, R, total_weight=total_weight, n_rows=X.shape[0]

@@ -22,7 +22,8 @@ from functools import partial
 import numpy as np
 
 __all__ = ["is_dask_collection", "DaskRows", "DaskModel", "lazy_rows", "weighted_mean",
-           "check_features", "validated_rows", "em_model", "on_dask", "E_STEP_PREFIX"]
+           "check_features", "validated_rows", "em_model", "on_dask", "E_STEP_PREFIX",
+           "sequence_chunks", "sequence_blocks"]
 
 #: key prefix of the E-step tasks (one per block per iteration), for counting on a scheduler
 E_STEP_PREFIX = "emkit-e-step"
@@ -453,6 +454,58 @@ def validated_rows(estimator, X, sample_weight, *, reset, converter, summary, dt
     dtype = fit_dtype(rows.dtype) if dtype is None else np.dtype(dtype)
     rows = rows.with_convert(converter(dtype), dtype)
     return rows, rows.map_reduce(summary, name="emkit-check")
+
+
+# ---------------------------------------------------------------------------- sequences
+def sequence_chunks(row_chunks, starts):
+    """Row chunks whose boundaries are sequence boundaries: each of ``row_chunks``' interior
+    boundaries moved forward to the next sequence start (``starts``: S + 1 offsets), so every
+    block holds whole sequences and keeps about its size (a sequence longer than a block is a
+    block of its own)."""
+    offsets = np.concatenate([[0], np.cumsum(row_chunks)]).astype(np.int64)
+    starts = np.asarray(starts, dtype=np.int64)
+    moved = starts[np.searchsorted(starts, offsets[1:-1], side="left")]
+    cuts = np.unique(np.concatenate([[0], moved, [offsets[-1]]]))
+    return tuple(int(c) for c in np.diff(cuts))
+
+
+def _sequences_block(convert, Xb, wb, local_starts):
+    from .models.hmm import Sequences
+
+    return Sequences(convert(Xb), local_starts,
+                     None if wb is None else np.asarray(wb, dtype=np.float64))
+
+
+def sequence_blocks(rows: DaskRows, starts, seq_weight=None) -> DaskRows:
+    """``rows`` (validated, chunked at sequence boundaries: :func:`sequence_chunks`) seen as
+    blocks of whole sequences, for a hidden Markov model's E-step.
+
+    Each block becomes a :class:`~emkit.models.hmm.Sequences` where it lives (its rows
+    converted, its local sequence starts, the rows' weights as per-observation weights);
+    the per-sequence weights ``seq_weight`` (in memory, one per sequence) travel with the
+    block's task as the E-step's ``sample_weight``. Sequence statistics add over blocks like
+    row statistics, so the driver runs unchanged on :class:`DaskModel`.
+    """
+    from dask import delayed
+
+    starts = np.asarray(starts, dtype=np.int64)
+    token = uuid.uuid4().hex[:12]
+    blocks, wblocks = [], []
+    for i, (xb, wb) in enumerate(zip(rows._blocks, rows._wblocks, strict=True)):
+        a, b = int(rows.offsets[i]), int(rows.offsets[i + 1])
+        s0, s1 = (int(v) for v in np.searchsorted(starts, [a, b]))
+        if starts[s0] != a or starts[s1] != b:
+            raise ValueError(
+                f"Block {i} of X (rows {a}..{b}) does not hold whole sequences: rechunk X "
+                "at sequence boundaries."
+            )
+        blocks.append(delayed(_sequences_block)(rows.convert, xb, wb, starts[s0:s1 + 1] - a,
+                                                dask_key_name=f"emkit-sequences-{token}-{i}"))
+        wblocks.append(None if seq_weight is None else np.asarray(seq_weight[s0:s1]))
+    out = object.__new__(DaskRows)
+    out.__dict__.update(rows.__dict__)
+    out._blocks, out._wblocks, out.convert = blocks, wblocks, _identity
+    return out
 
 
 def _rows_or_empty(method, n_columns, dtype, Xb):

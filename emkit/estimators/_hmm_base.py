@@ -11,6 +11,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
 from .._base import BaseEM
+from .._dask import is_dask_collection, on_dask
 from .._validation import check_choice, check_int
 from ..models.hmm import HMMModel, HMMParams, Sequences
 from ._hmm_input import check_hmm_weights, check_lengths, check_probs, lengths_from, monitor_of
@@ -99,8 +100,9 @@ class _BaseHMM(BaseEM):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            Concatenated sequences.
+        X : array-like of shape (n_samples, n_features), or dask array
+            Concatenated sequences. A dask array (or dataframe) is fitted where its blocks
+            live, each block holding whole sequences (see :mod:`._hmm_dask`).
         y : array-like of int, optional
             hmmlearn's ``lengths`` in its place: ``fit(X, lengths)`` works as in hmmlearn.
             It is named ``y`` for scikit-learn, which passes its target here: one value per
@@ -119,15 +121,23 @@ class _BaseHMM(BaseEM):
         self
         """
         self._check_common()
-        seqs = self._sequences(X, lengths_from(y, lengths, X), fit=True)
-        n = seqs.X.shape[0]
-        seq_w, obs_w = check_hmm_weights(sample_weight, seqs.n_sequences, n)
-        if obs_w is not None:
-            seqs = Sequences(seqs.X, seqs.starts, obs_w)
-        self._check_hyperparameters(seqs.X)
-        model = self._make_model(seqs.X)
-        row_w = np.ones(n) if seq_w is None else np.repeat(seq_w, seqs.lengths)
-        total = float(np.sum(row_w if obs_w is None else row_w * obs_w))
+        lengths = lengths_from(y, lengths, X)
+        if is_dask_collection(X) or is_dask_collection(sample_weight):
+            from ._hmm_dask import dask_fit_data
+
+            seqs, seq_w, facts, total = dask_fit_data(self, X, lengths, sample_weight)
+            self._check_hyperparameters(seqs)
+            model = self._make_model(None, facts=facts, dtype=seqs.dtype)
+        else:
+            seqs = self._sequences(X, lengths, fit=True)
+            n = seqs.X.shape[0]
+            seq_w, obs_w = check_hmm_weights(sample_weight, seqs.n_sequences, n)
+            if obs_w is not None:
+                seqs = Sequences(seqs.X, seqs.starts, obs_w)
+            self._check_hyperparameters(seqs.X)
+            model = self._make_model(seqs.X)
+            row_w = np.ones(n) if seq_w is None else np.repeat(seq_w, seqs.lengths)
+            total = float(np.sum(row_w if obs_w is None else row_w * obs_w))
         best = self._fit_runs(model, seqs, seq_w, model.dtype, tol=self.tol / total)
         self._history_scale_ = total  # monitor_ is read off trace_ in these units
         occupancy = best.stats.start + best.stats.trans.sum(axis=0)
@@ -139,6 +149,10 @@ class _BaseHMM(BaseEM):
                 UserWarning, stacklevel=2,
             )
         return self
+
+    def _init_rows(self, X, sample_weight, random_state):
+        """The sequences the initialisation sees (on dask: the rows gathered for it)."""
+        return (X.init_rows, None) if on_dask(X) else (X, sample_weight)
 
     def _begin_init(self, init):
         self._first_init = init == 0
@@ -160,7 +174,7 @@ class _BaseHMM(BaseEM):
         return HMMParams(
             check_probs(start, "startprob_", (k,)),
             check_probs(trans, "transmat_", (k, k)),
-            self._initial_emission(X.X, random_state),
+            self._initial_emission(X.X, random_state, model),
         )
 
     def _continuation_params(self):

@@ -10,13 +10,15 @@ vector, and as scikit-learn's (ignored) target when it is one value per row that
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 from sklearn.utils.validation import _num_samples
 
 __all__ = [
     "ConvergenceMonitor", "monitor_of", "check_lengths", "lengths_from", "check_probs",
-    "check_hmm_weights",
+    "check_hmm_weights", "check_symbols", "gaussian_block", "symbol_block", "BlockFacts",
+    "gaussian_facts", "symbol_facts",
 ]
 
 
@@ -143,3 +145,86 @@ def check_hmm_weights(sample_weight, n_sequences, n_rows):
     if w.shape == (n_sequences,):
         return w, None
     return None, w
+
+
+# ---------------------------------------------------------------- blocks of a dask array
+def check_symbols(X):
+    """Symbols of a validated 2-D array as int64: whole numbers (integer dtype or integral
+    floats), non-negative."""
+    if X.dtype.kind not in "iu":
+        if X.dtype.kind != "f" or np.any(X != np.round(X)):
+            raise ValueError(
+                f"Symbols must be integers, got dtype {X.dtype} with non-integer values."
+            )
+    x = X.astype(np.int64)
+    if x.size and x.min() < 0:
+        raise ValueError(
+            f"Negative values in data passed to CategoricalHMM: symbols are integers "
+            f"0..n_features - 1, got {x.min()}."
+        )
+    return x
+
+
+def gaussian_block(Xb, dtype):
+    """One block of a dask array for GaussianHMM: float ``dtype``, NaN (missing) allowed,
+    infinity a ValueError (the in-memory checks and messages)."""
+    from sklearn.utils import check_array
+
+    return check_array(Xb, dtype=dtype, ensure_all_finite="allow-nan", ensure_min_samples=0)
+
+
+def symbol_block(Xb, dtype=None):
+    """One block of a dask array for CategoricalHMM: int64 symbols (N,) or (N, D)."""
+    from sklearn.utils import check_array
+
+    x = check_symbols(check_array(Xb, ensure_min_samples=0))
+    return x[:, 0] if x.shape[1] == 1 else x
+
+
+@dataclass(frozen=True)
+class BlockFacts:
+    """What a fit needs to know of its rows before it starts, summed over dask blocks: rows,
+    total row weight, per feature the observed (non-NaN) count, sum and sum of squares, and
+    the largest symbol."""
+
+    n: float
+    weight: float
+    count: np.ndarray
+    total: np.ndarray
+    squares: np.ndarray
+    top: int = -1
+
+    def __add__(self, other):
+        return BlockFacts(self.n + other.n, self.weight + other.weight,
+                          self.count + other.count, self.total + other.total,
+                          self.squares + other.squares, max(self.top, other.top))
+
+    def center_and_spread(self):
+        """Mean and root-mean-square deviation per feature, over the observed entries."""
+        count = np.maximum(self.count, 1.0)
+        center = self.total / count
+        return center, np.sqrt(np.maximum(self.squares / count - center**2, 0.0))
+
+    @property
+    def missing(self) -> bool:
+        return bool(np.any(self.count < self.n))
+
+
+def _weight_of(n, wb):
+    from .._validation import block_summary
+
+    block_summary(np.empty((n, 0)), wb)  # bad weights raise here, as in memory
+    return float(n if wb is None else np.sum(wb, dtype=np.float64))
+
+
+def gaussian_facts(Xb, wb):
+    obs = ~np.isnan(Xb)
+    Xz = np.where(obs, Xb, 0.0).astype(np.float64)
+    return BlockFacts(float(len(Xb)), _weight_of(len(Xb), wb), obs.sum(axis=0).astype(float),
+                      Xz.sum(axis=0), (Xz * Xz).sum(axis=0))
+
+
+def symbol_facts(xb, wb):
+    z = np.zeros(1)
+    top = int(xb.max()) if xb.size else -1
+    return BlockFacts(float(len(xb)), _weight_of(len(xb), wb), z, z, z, top)

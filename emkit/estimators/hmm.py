@@ -9,11 +9,13 @@ fitting with ``init_params=""`` continues from them, as in hmmlearn.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import validate_data
 
-from .._validation import check_choice, check_int
+from .._validation import check_choice, check_int, fit_dtype
 from ..models.gaussian import (
     COVARIANCE_TYPES,
     GaussianModel,
@@ -22,7 +24,15 @@ from ..models.gaussian import (
 )
 from ..models.hmm import CategoricalEmission, GaussianEmission
 from ._hmm_base import _BaseHMM
-from ._hmm_input import ConvergenceMonitor, check_probs
+from ._hmm_input import (
+    ConvergenceMonitor,
+    check_probs,
+    check_symbols,
+    gaussian_block,
+    gaussian_facts,
+    symbol_block,
+    symbol_facts,
+)
 
 __all__ = ["GaussianHMM", "CategoricalHMM", "ConvergenceMonitor"]
 
@@ -118,16 +128,31 @@ class GaussianHMM(_BaseHMM):
             )
         return X
 
-    def _make_model(self, X, sample_weight=None, fitting=True):
-        missing = bool(np.isnan(X).any())
-        if missing:
-            center = np.nan_to_num(np.nanmean(X, axis=0, dtype=np.float64))
-            spread = np.nan_to_num(np.nanstd(X, axis=0, dtype=np.float64))
+    # dask blocks (see ._hmm_dask): the per-block validation, and what the fit needs to know
+    _block_facts = staticmethod(gaussian_facts)
+
+    def _block_converter(self, dtype):
+        return partial(gaussian_block, dtype=dtype)
+
+    def _block_dtype(self, dtype):
+        return fit_dtype(dtype)
+
+    def _make_model(self, X, sample_weight=None, fitting=True, facts=None, dtype=None):
+        """The HMM on ``X``, or on the :class:`BlockFacts` ``facts`` of a dask fit."""
+        if facts is not None:
+            missing = facts.missing
+            center, spread = facts.center_and_spread()
         else:
-            center, spread = center_and_spread(X)
+            dtype = X.dtype
+            missing = bool(np.isnan(X).any())
+            if missing:
+                center = np.nan_to_num(np.nanmean(X, axis=0, dtype=np.float64))
+                spread = np.nan_to_num(np.nanstd(X, axis=0, dtype=np.float64))
+            else:
+                center, spread = center_and_spread(X)
         gauss = GaussianModel(
             covariance_type=self.covariance_type, center=center, spread=spread,
-            dtype=np.dtype(X.dtype),
+            dtype=np.dtype(dtype),
         )
         emission = GaussianEmission(
             gauss, means_prior=self.means_prior, means_weight=self.means_weight,
@@ -135,9 +160,9 @@ class GaussianHMM(_BaseHMM):
             update_means="m" in self.params, update_covars="c" in self.params,
             missing=missing,
         )
-        return self._chain_model(emission, X.dtype)
+        return self._chain_model(emission, dtype)
 
-    def _initial_emission(self, X, random_state):
+    def _initial_emission(self, X, random_state, model=None):
         """hmmlearn's initialisation: k-means means and the data covariance (plus
         ``min_covar``) for every state; the attributes as they are where not initialised."""
         k = self.n_components
@@ -264,13 +289,19 @@ class CategoricalHMM(_BaseHMM):
         tags.input_tags.positive_only = True  # symbols are 0..n_features - 1
         return tags
 
-    def _n_symbols(self, x=None):
+    def _n_symbols(self, top=None):
+        """The number of symbols: given, kept from ``emissionprob_``, or the largest symbol
+        ``top`` of the data plus one."""
         given = self.__dict__.get("n_features")
         if given is not None:
-            return check_int(given, "n_features", low=1)
-        if self._kept("e", "emissionprob_") or x is None:
-            return int(np.shape(self.emissionprob_)[-1])
-        return int(x.max()) + 1
+            v = check_int(given, "n_features", low=1)
+        elif self._kept("e", "emissionprob_") or top is None:
+            v = int(np.shape(self.emissionprob_)[-1])
+        else:
+            return int(top) + 1
+        if top is not None and top >= v:
+            raise ValueError(f"Symbols must be in 0..{v - 1} (n_features = {v}); got {top}.")
+        return v
 
     def _check_hyperparameters(self, X):
         pass
@@ -282,20 +313,10 @@ class CategoricalHMM(_BaseHMM):
                 "Reshape your data: shape (n_samples, 1), or (n_samples, n_channels)."
             )
         X = validate_data(self, X, reset=fit)
-        if X.dtype.kind not in "iu":
-            if X.dtype.kind != "f" or np.any(X != np.round(X)):
-                raise ValueError(
-                    f"Symbols must be integers, got dtype {X.dtype} with non-integer values."
-                )
-        x = X.astype(np.int64)
-        if x.min() < 0:
-            raise ValueError(
-                f"Negative values in data passed to CategoricalHMM: symbols are integers "
-                f"0..n_features - 1, got {x.min()}."
-            )
+        x = check_symbols(X)
         if not fit or self._kept("e", "emissionprob_"):
             self._check_channels(x.shape[1], "X")
-        v = self._n_symbols(x) if fit else np.shape(self.emissionprob_)[-1]
+        v = self._n_symbols(int(x.max())) if fit else np.shape(self.emissionprob_)[-1]
         if x.max() >= v:
             raise ValueError(
                 f"Symbols must be in 0..{v - 1} (n_features = {v}); got {x.min()}..{x.max()}."
@@ -311,20 +332,31 @@ class CategoricalHMM(_BaseHMM):
                 f"{np.shape(self.emissionprob_)}) models {have}."
             )
 
-    def _make_model(self, X, sample_weight=None, fitting=True):
-        v = self._n_symbols(X) if fitting else np.shape(self.emissionprob_)[-1]
+    _block_facts = staticmethod(symbol_facts)
+
+    def _block_converter(self, dtype):
+        return symbol_block
+
+    def _block_dtype(self, dtype):
+        return np.dtype(np.int64)
+
+    def _make_model(self, X, sample_weight=None, fitting=True, facts=None, dtype=None):
+        if facts is not None:
+            v = self._n_symbols(facts.top)
+        else:
+            v = self._n_symbols(int(X.max())) if fitting else np.shape(self.emissionprob_)[-1]
         emission = CategoricalEmission(
             v, emissionprob_prior=self.emissionprob_prior, update="e" in self.params,
         )
         return self._chain_model(emission, np.float64)
 
-    def _initial_emission(self, X, random_state):
+    def _initial_emission(self, X, random_state, model):
         e = getattr(self, "emissionprob_", None)
         if self._needs_init("e", "emissionprob_"):
             # hmmlearn draws from a fresh stream of random_state
             rs = check_random_state(self._init_stream(random_state))
             channels = () if X.ndim == 1 else (X.shape[1],)
-            e = rs.rand(self.n_components, *channels, self._n_symbols(X))
+            e = rs.rand(self.n_components, *channels, model.emission.n_symbols)
             e = e / e.sum(axis=-1, keepdims=True)
         return self._checked_emissionprob(e)
 

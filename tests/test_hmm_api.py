@@ -192,3 +192,13 @@ def test_full_covariance_m_step_singular_names_the_remedy():
     X = np.random.default_rng(13).normal(size=(6, 10))
     with pytest.raises(ValueError, match="covars_prior as positive-definite matrices"):
         emkit.GaussianHMM(1, covariance_type="full", n_iter=2).fit(X)
+
+
+def test_verbose_and_callback_with_several_initialisations(capsys):
+    x = _symbols(14)
+    seen = []
+    emkit.CategoricalHMM(2, n_iter=2, n_init=2, verbose=True, random_state=0,
+                         callback=seen.append).fit(x)
+    out = capsys.readouterr().out
+    assert "Initialization 0" in out and "Initialization 1" in out
+    assert [(i.init, i.iteration) for i in seen] == [(0, 1), (0, 2), (1, 1), (1, 2)]

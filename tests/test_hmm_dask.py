@@ -82,6 +82,18 @@ def test_categorical_dask_equals_in_memory_with_weights():
         assert b.n_features == a.n_features == 5
 
 
+def test_several_symbols_per_step_on_dask_and_kept_emissions():
+    x = np.random.default_rng(4).integers(3, size=(200, 2))
+    lengths = [30, 50, 20, 45, 55]
+    kw = dict(n_components=2, n_iter=4, tol=0.0, random_state=0)
+    a = _fit(emkit.CategoricalHMM(**kw), x, lengths=lengths)
+    b = _fit(emkit.CategoricalHMM(**kw), da.from_array(x, chunks=(100, 2)), lengths=lengths)
+    _same(a, b, ("startprob_", "transmat_", "emissionprob_"))
+    b.set_params(init_params="")
+    with pytest.raises(ValueError, match="models 2"):
+        b.fit(da.from_array(x[:, :1], chunks=(100, 1)), lengths=lengths)
+
+
 def test_bad_blocks_are_the_in_memory_errors():
     X, lengths = _gaussian()
     X = X.copy()

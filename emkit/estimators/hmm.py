@@ -304,7 +304,8 @@ class CategoricalHMM(_BaseHMM):
         return v
 
     def _check_hyperparameters(self, X):
-        pass
+        if self._kept("e", "emissionprob_"):  # (in memory _validate_X has checked it too)
+            self._check_channels(1 if len(X.shape) == 1 else X.shape[1], "X")
 
     def _validate_X(self, X, fit):
         if np.isscalar(X) or (isinstance(X, np.ndarray) and X.ndim == 0):

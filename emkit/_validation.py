@@ -25,6 +25,8 @@ __all__ = [
     "convert_dense_block",
     "block_summary",
     "check_learning_schedule",
+    "check_data_scale",
+    "FLOAT32_SUM_ROWS",
 ]
 
 
@@ -117,6 +119,66 @@ def check_sample_weight(sample_weight, X):
             "for GaussianMixture)."
         )
     return sw
+
+
+#: most rows a float32 kernel sums in float32 before the sum is taken on in float64 (the
+#: Gaussian fast path's block, at most 4000 rows)
+FLOAT32_SUM_ROWS = 4096
+
+
+def _scale_error(what, dtype):
+    msg = (
+        f"The data's scale overflows {np.dtype(dtype).name} arithmetic: {what}, so the fit's "
+        "sums of squared deviations would be infinite. Rescale X (for example divide it by "
+        "its largest absolute value, or standardise each feature)"
+    )
+    if np.dtype(dtype) == np.float32:
+        msg += " or pass float64 data"
+    return ValueError(msg + ".")
+
+
+def check_data_scale(X, sample_weight=None, *, spread=None):
+    """ValueError when squares of ``X``'s deviations, summed over the rows as the fit sums
+    them, overflow (data near 1e154 in float64, near 1e17 in float32); checked before any work.
+
+    In memory: one pass for each feature's minimum and maximum. Every deviation the fit
+    squares (from the data's weighted mean, a component's mean or a k-means centre, all
+    inside the data's range) is at most a feature's range ``r``; the statistics sum
+    ``w_n`` times such squares, so ``r^2`` times the total weight must be finite in float64
+    (with a margin of 16), and for float32 data ``r^2`` times :data:`FLOAT32_SUM_ROWS` (the
+    rows a float32 kernel sums) finite in float32. For the rows of a dask array (no pass for
+    extremes) ``spread``, the root-mean-square deviation per feature from
+    :func:`~emkit.models.gaussian.center_and_spread`, stands in: its square times the total
+    weight is the sum of squared deviations itself.
+    """
+    dtype = np.dtype(X.dtype)
+    n = X.shape[0]
+    if sample_weight is None:
+        total = float(n)
+    else:
+        total = float(np.sum(sample_weight, dtype=np.float64))
+    big = np.finfo(np.float64).max
+    if spread is not None:
+        with np.errstate(over="ignore", invalid="ignore"):
+            r = float(np.max(np.asarray(spread, dtype=np.float64), initial=0.0))
+        if not (np.isfinite(r) and r * r <= big / 16 / max(total, 1.0)):
+            raise _scale_error(f"a feature's root-mean-square deviation is {r:.3g}", dtype)
+        return
+    if n == 0 or X.shape[1] == 0:
+        return
+    with np.errstate(over="ignore", invalid="ignore"):
+        lo = np.asarray(X.min(axis=0), dtype=np.float64)
+        hi = np.asarray(X.max(axis=0), dtype=np.float64)
+        ranges = hi - lo
+        r = float(np.max(ranges))
+        j = int(np.argmax(ranges))
+    what = f"feature {j} spans {r:.3g} (from {lo[j]:.3g} to {hi[j]:.3g})"
+    if not (np.isfinite(r) and r * r <= big / 16 / max(total, 1.0)):
+        raise _scale_error(what, np.float64 if dtype != np.float32 else dtype)
+    if dtype == np.float32:
+        rows = min(n, FLOAT32_SUM_ROWS)
+        if not r * r <= float(np.finfo(np.float32).max) / 16 / rows:
+            raise _scale_error(what, dtype)
 
 
 def check_weights(weights, n_components):

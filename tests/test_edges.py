@@ -57,3 +57,61 @@ def test_n_jobs_threads_counts_as_joblib():
         n_jobs_threads(0)
     with pytest.raises(ValueError, match="n_jobs == 0"):
         LatentDirichletAllocation(n_jobs=0).fit(sp.csr_matrix(np.ones((4, 3))))
+
+
+# ---------------------------------------------------------------------------- data scale
+def _two_blobs(seed=0):
+    rng = np.random.default_rng(seed)
+    return np.vstack([rng.normal(size=(150, 3)), rng.normal(size=(150, 3)) + 4])
+
+
+@pytest.mark.parametrize("estimator", ["GaussianMixture", "BayesianGaussianMixture"])
+@pytest.mark.parametrize("dtype, scale", [(np.float64, 1e160), (np.float64, 1e155),
+                                          (np.float32, 1e19), (np.float32, 1e30)])
+def test_overflowing_scale_is_a_value_error_before_any_work(estimator, dtype, scale):
+    """Data near 1e160 (squares overflow float64; near 1e19 float32): one ValueError that
+    names the scale and the fix, and not a single RuntimeWarning before it."""
+    import emkit
+
+    X = (_two_blobs() * scale).astype(dtype)
+    est = getattr(emkit, estimator)(n_components=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow warning on the way
+        with pytest.raises(ValueError, match="scale overflows .* Rescale X"):
+            est.fit(X)
+        with pytest.raises(ValueError, match="scale overflows"):
+            est.partial_fit(X)
+
+
+@pytest.mark.parametrize("dtype, scale", [(np.float64, 1e140), (np.float32, 1e12)])
+def test_large_but_safe_scale_fits_as_the_rescaled_data(dtype, scale):
+    """Below the limit the fit is the fit of the rescaled data (EM is scale-equivariant),
+    with no warning."""
+    from emkit import GaussianMixture
+
+    X = _two_blobs().astype(dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        big = GaussianMixture(2, random_state=0).fit(X * dtype(scale))
+    ref = GaussianMixture(2, random_state=0).fit(X)
+    tol = 1e-8 if dtype == np.float64 else 2e-4
+    np.testing.assert_allclose(big.means_ / scale, ref.means_, rtol=0, atol=tol)
+    np.testing.assert_allclose(big.weights_, ref.weights_, rtol=0, atol=tol)
+
+
+def test_overflowing_scale_on_dask_is_the_same_value_error():
+    da = pytest.importorskip("dask.array")
+    from emkit import GaussianMixture
+
+    X = da.from_array(_two_blobs() * 1e160, chunks=(100, 3))
+    with pytest.raises(ValueError, match="scale overflows"):
+        GaussianMixture(2, random_state=0).fit(X)
+
+
+def test_scale_check_counts_the_weights():
+    """The sums are weighted: weights large enough to make them overflow are refused too."""
+    from emkit import GaussianMixture
+
+    X = _two_blobs() * 1e140
+    with pytest.raises(ValueError, match="scale overflows"):
+        GaussianMixture(2, random_state=0).fit(X, sample_weight=np.full(len(X), 1e30))

@@ -37,6 +37,7 @@ from ._validation import (
     fit_dtype,
 )
 from .kernels._parallel import blas_single_thread
+from .kernels._rows import unit_weights
 from .models._common import one_hot
 
 __all__ = [
@@ -69,6 +70,10 @@ def initial_assignments(X, n_components, init_params, sample_weight, random_stat
     ``N x K`` array is built; "random" returns the ``N x K`` soft responsibilities.
     """
     n, k = X.shape[0], n_components
+    if sample_weight is not None:
+        # scikit-learn casts the weights to X's dtype: bring them near one first (exactly,
+        # by a power of two; k-means and its seeding depend only on relative weights)
+        sample_weight = unit_weights(sample_weight)[0]
     if init_params == "kmeans":
         from sklearn.cluster import KMeans
 

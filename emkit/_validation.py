@@ -26,6 +26,7 @@ __all__ = [
     "block_summary",
     "check_learning_schedule",
     "check_data_scale",
+    "check_counts_fit",
     "FLOAT32_SUM_ROWS",
 ]
 
@@ -97,15 +98,18 @@ def check_predict_data(estimator, X, *, accept_sparse=False, dtype=(np.float64, 
 
 
 def check_sample_weight(sample_weight, X):
-    """``None`` when all weights are one; else a non-negative finite array in X's dtype.
+    """``None`` when no weights are given; else a non-negative finite float64 array.
 
-    Weights act as repeat counts. Negative, NaN/inf, wrongly shaped or all-zero weights are a
-    ValueError naming the problem.
+    Weights act as repeat counts. They stay float64 whatever ``X``'s dtype (only their
+    relative sizes and their float64 sum set the fit's scale): the kernels bring them near
+    one where they meet float32 data (:func:`emkit.kernels._rows.unit_weights`), so weights
+    of 1e-50 or 1e39 on float32 data fit as on float64 data. Negative, NaN/inf, wrongly
+    shaped or all-zero weights are a ValueError naming the problem.
     """
     if sample_weight is None:
         return None
-    dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
-    sw = _check_sample_weight(sample_weight, X, dtype=dtype, ensure_non_negative=True, copy=False)
+    sw = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True,
+                              copy=False)
     if not np.all(np.isfinite(sw)):
         raise ValueError("sample_weight contains NaN or infinity.")
     if not np.any(sw > 0):
@@ -179,6 +183,18 @@ def check_data_scale(X, sample_weight=None, *, spread=None):
         rows = min(n, FLOAT32_SUM_ROWS)
         if not r * r <= float(np.finfo(np.float32).max) / 16 / rows:
             raise _scale_error(what, dtype)
+
+
+def check_counts_fit(total, dtype, attributes):
+    """ValueError when fitted attributes that count weight (up to ``total``, float64) cannot
+    be stored in ``dtype``: float32 data keep float32 attributes, so pseudo-counts beyond
+    about 3e32 (1e-6 of float32's largest value) would be infinite."""
+    if np.dtype(dtype) == np.float32 and not total <= float(np.finfo(np.float32).max) * 1e-6:
+        raise ValueError(
+            f"The weighted total ({total:.3g}) is too large for the float32 attributes "
+            f"{attributes}, which count it: rescale sample_weight (keeping the priors in "
+            "proportion) or pass float64 data."
+        )
 
 
 def check_weights(weights, n_components):

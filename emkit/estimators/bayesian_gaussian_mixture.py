@@ -8,6 +8,7 @@ from .._base import initial_assignments
 from .._dask import is_dask_collection
 from .._validation import (
     check_choice,
+    check_counts_fit,
     check_covariance_prior,
     check_mean_prior,
     check_positive,
@@ -178,6 +179,9 @@ class BayesianGaussianMixture(GaussianMixtureBase):
                           ("weight_concentration_prior_type", "prior_type"))
 
     def _make_model(self, X, sample_weight=None):
+        if sample_weight is not None:
+            check_counts_fit(float(np.sum(sample_weight)), X.dtype,
+                             "weight_concentration_, mean_precision_, degrees_of_freedom_")
         config = self._kernel_config(X, sample_weight)
         priors = dict(self._priors)
         if "mean_prior" not in priors:

@@ -411,7 +411,9 @@ class HMMModel:
         else:
             start = w @ gamma[block.starts[:-1]].astype(np.float64)
             trans_sum = np.tensordot(w, trans, axes=1)
-            R = gamma * np.repeat(w, block.lengths).astype(gamma.dtype)[:, None]
+            # float64: the emission statistics bring the weights near one where they meet
+            # the data's dtype (a float32 cast here would lose 1e-50 or 1e39)
+            R = gamma * np.repeat(w, block.lengths)[:, None]
             log_ev, weight = float(w @ ll), float(w @ block.lengths)
         es = emission.stats(params.emission, block.X, R, weight)
         return HMMStats(start, trans_sum, es, log_ev, 0.0, weight, float(n))

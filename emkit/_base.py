@@ -413,16 +413,28 @@ class BaseEMMixture(OnlineEMMixin, DensityMixin, BaseEM):
         """A picklable function that validates and converts one block of a dask array."""
         return partial(convert_dense_block, dtype=dtype)
 
+    #: whether the initialisation runs on the weighted empirical distribution of dense data
+    #: (:mod:`emkit._empirical`) instead of the rows as given
+    _empirical_init = False
+
     def _init_rows(self, X, sample_weight, random_state):
-        """The rows the initialisation sees: all of them, or a uniform random subsample.
+        """The rows the initialisation sees: all of them, or a random subsample.
 
         With more than :func:`init_sample_size` rows (about 100,000, fewer for wide data) the
-        initial clustering runs on a subsample drawn uniformly with ``random_state``, with its
-        rows' weights, so initialisation never costs more memory or time than that many rows;
-        for a dask array only the subsample is gathered to the client.
+        initial clustering runs on a subsample drawn with ``random_state``, with its rows'
+        weights, so initialisation never costs more memory or time than that many rows; for
+        a dask array only the subsample is gathered to the client. With ``_empirical_init``
+        (the Gaussian mixtures) it runs on the distinct rows with their total weights, in a
+        canonical order, and the subsample is a salted-hash selection of distinct rows: the
+        initialisation then depends only on the weighted empirical distribution (see
+        :mod:`emkit._empirical`).
         """
         n, d = X.shape
         m = init_sample_size(n, d, np.dtype(X.dtype).itemsize, self.n_components)
+        if self._empirical_init and not hasattr(X, "tocsr"):
+            rows = self._empirical_rows(X, sample_weight, m, random_state)
+            if rows is not None:
+                return rows
         if m >= n and not on_dask(X):
             return X, sample_weight
         if m >= n:
@@ -432,6 +444,29 @@ class BaseEMMixture(OnlineEMMixin, DensityMixin, BaseEM):
         if on_dask(X):
             return X.take(idx)
         return X[idx], None if sample_weight is None else sample_weight[idx]
+
+    def _empirical_rows(self, X, sample_weight, max_rows, random_state):
+        """``(Xu, wu)``: the distinct rows (of a salted-hash subset above ``max_rows``) in
+        canonical order with their total weights (``wu`` None when no weights were given
+        and no row repeats, so that the draws are scikit-learn's on those rows); None when
+        there are fewer distinct rows than components (the rows as given are used then)."""
+        from ._empirical import empirical_rows
+
+        n = X.shape[0]
+        salt = 0
+        if n > max_rows:  # a draw only when subsampling: scikit-learn's stream otherwise
+            hi, lo = random_state.randint(0, 2**32, size=2, dtype=np.int64)
+            salt = (int(hi) << 32) | int(lo)
+        blocks = {}
+        if on_dask(X):  # the per-block passes run where the blocks live
+            blocks = dict(row_sum=X.map_reduce, gather=X.map_gather)
+        Xu, wu = empirical_rows(X, sample_weight, max_rows=max_rows, salt=salt, **blocks)
+        if Xu.shape[0] < self.n_components:
+            return None
+        weighted = sample_weight is not None or (on_dask(X) and X.w is not None)
+        if not weighted and n <= max_rows and np.all(wu == 1.0):
+            wu = None
+        return Xu, wu
 
     # ---------------------------------------------------------------- prediction
     def _model_for(self, X):

@@ -211,3 +211,74 @@ def test_dask_float32_weights_as_float64(scale):
     np.testing.assert_allclose(got.means_, ref.means_, atol=1e-4)
     assert got.score(Xd, sample_weight=wd) == pytest.approx(ref.score(X, sample_weight=w),
                                                             abs=1e-5)
+
+
+# ---------------------------------------------------------------------------- item 3c
+INITS = ["kmeans", "k-means++", "random", "random_from_data"]
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+@pytest.mark.parametrize("init_params", INITS)
+@pytest.mark.parametrize("n_components", [2, 3, 5])
+def test_sklearn_sample_weight_equivalence_on_dense_data(covariance_type, init_params,
+                                                         n_components):
+    """scikit-learn's own check: integer weights (zeros included) on shuffled rows are the
+    same as the rows repeated in order, for every initialisation."""
+    from sklearn.utils.estimator_checks import check_sample_weight_equivalence_on_dense_data
+
+    est = GaussianMixture(n_components, covariance_type=covariance_type,
+                          init_params=init_params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check_sample_weight_equivalence_on_dense_data("GaussianMixture", est)
+
+
+def _same_fit(a, b, atol=1e-9):
+    np.testing.assert_allclose(a.means_, b.means_, rtol=0, atol=atol)
+    np.testing.assert_allclose(a.weights_, b.weights_, rtol=0, atol=atol)
+    np.testing.assert_allclose(a.covariances_, b.covariances_, rtol=0, atol=atol)
+
+
+@pytest.mark.parametrize("init_params", INITS)
+def test_initialisation_depends_only_on_the_weighted_distribution(init_params):
+    """Shuffled rows, rows repeated instead of weighted, zero-weight rows added: one fit
+    (30 random problems of the issue's kind: 3-5 components on blobs)."""
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        X = np.vstack([rng.normal(size=(40, 2)) + c for c in rng.normal(scale=4, size=(4, 2))])
+        counts = rng.integers(1, 4, size=len(X))
+        k = int(rng.integers(3, 6))
+        kw = dict(n_components=k, init_params=init_params, random_state=seed, tol=1e-10,
+                  max_iter=300)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = GaussianMixture(**kw).fit(X, sample_weight=counts)
+            perm = rng.permutation(len(X))
+            shuffled = GaussianMixture(**kw).fit(X[perm], sample_weight=counts[perm])
+            rep = np.repeat(X, counts, axis=0)
+            repeated = GaussianMixture(**kw).fit(rep[rng.permutation(len(rep))])
+            Xz = np.vstack([X, rng.normal(size=(7, 2)) * 50])
+            zeros = GaussianMixture(**kw).fit(Xz, sample_weight=np.r_[counts, np.zeros(7)])
+        for other in (shuffled, repeated, zeros):
+            _same_fit(ref, other, atol=1e-7)
+
+
+def test_subsampled_initialisation_depends_only_on_the_distribution(monkeypatch):
+    """Above the initialisation's sample size the subsample is a salted-hash selection of
+    distinct rows: shuffled, repeated and dask input give the fit of the weighted rows."""
+    from emkit import _base
+
+    monkeypatch.setattr(_base, "INIT_MAX_ROWS", 200)
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(size=(400, 2)) + c for c in ([0, 0], [6, 0], [0, 6])])
+    counts = rng.integers(1, 3, size=len(X))
+    kw = dict(n_components=3, random_state=0, max_iter=5, tol=0.0)
+    ref = GaussianMixture(**kw).fit(X, sample_weight=counts)
+    perm = rng.permutation(len(X))
+    _same_fit(ref, GaussianMixture(**kw).fit(X[perm], sample_weight=counts[perm]))
+    rep = np.repeat(X, counts, axis=0)
+    _same_fit(ref, GaussianMixture(**kw).fit(rep[rng.permutation(len(rep))]))
+    da = pytest.importorskip("dask.array")
+    _same_fit(ref, GaussianMixture(**kw).fit(da.from_array(X, chunks=250),
+                                             sample_weight=da.from_array(counts * 1.0,
+                                                                         chunks=250)))

@@ -17,6 +17,10 @@ __all__ = ["GaussianMixtureBase"]
 class GaussianMixtureBase(BaseEMMixture):
     """Base of the Gaussian mixtures: ``covariance_type``, ``init_params``, ``reg_covar``."""
 
+    #: the initialisation sees the weighted empirical distribution (row order and repeats
+    #: never change a fit; see :mod:`emkit._empirical`)
+    _empirical_init = True
+
     def _check_gaussian_config(self):
         check_choice(self.covariance_type, "covariance_type", COVARIANCE_TYPES)
         check_choice(self.init_params, "init_params", INIT_PARAMS)

@@ -106,8 +106,9 @@ def sketch_block(Xb, wb, salt, k):
 
 
 def select_block(Xb, wb, salt, threshold):
-    """The block's distinct rows with positive weight whose salted key is below
-    ``threshold`` (all when it is None): ``(rows, total weights, hashes)``, copies merged."""
+    """The block's rows with positive weight whose salted key is below ``threshold``:
+    ``(rows, total weights, hashes)``, a selected row's copies merged; with ``threshold``
+    None all rows with positive weight, as they are (weights, or ones)."""
     h = row_hashes(Xb)
     keep = None
     if threshold is not None:
@@ -118,7 +119,9 @@ def select_block(Xb, wb, salt, threshold):
     if keep is not None:
         Xb, h = Xb[keep], h[keep]
         wb = None if wb is None else np.asarray(wb)[keep]
-    Xu, wu, hu, _ = distinct_rows(Xb, wb, h)
+    if threshold is None:  # every row goes on: the merge finds the copies, once
+        return Xb, np.ones(Xb.shape[0]) if wb is None else np.asarray(wb, np.float64), h
+    Xu, wu, hu, _ = distinct_rows(Xb, wb, h)  # a selected row's copies travel once
     return Xu, wu, hu
 
 
@@ -126,7 +129,7 @@ def distinct_rows(X, w, h):
     """``(Xu, wu, hu, repeated)``: the distinct rows of ``X`` (hashes ``h``) in canonical
     order, the total weight of each (``w`` None: counts), their hashes, and whether any row
     had a copy."""
-    order = np.argsort(h, kind="stable")
+    order = np.argsort(h)  # equal hashes are equal rows (else resolved by value below)
     hs = h[order]
     same = hs[1:] == hs[:-1]
     if np.any(same):
@@ -192,6 +195,14 @@ def empirical_rows(X, sample_weight, *, max_rows, salt, row_sum=None, gather=Non
     threshold = None
     if n > max_rows:
         threshold = row_sum(sketch_block, salt, SKETCH_KEYS).threshold(max_rows)
+    if threshold is None and hasattr(X, "__array__"):
+        # all rows of an in-memory array: hash them by blocks, find the copies in one sort
+        h = np.concatenate(map_row_blocks(lambda sl: row_hashes(X[sl]), n, bs))
+        if w is not None:
+            pos = np.asarray(w) > 0
+            if not np.all(pos):  # zero weights: those rows are not in the distribution
+                X, w, h = X[pos], np.asarray(w)[pos], h[pos]
+        return distinct_rows(X, w, h)[:2]
     parts = gather(select_block, salt, threshold)
     return merge_selected(parts, salt=salt,
                           max_rows=None if threshold is None else max_rows)

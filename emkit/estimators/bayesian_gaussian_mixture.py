@@ -47,7 +47,8 @@ class BayesianGaussianMixture(GaussianMixtureBase):
     n_init : int, default=1
         Number of initialisations; the one with the largest final ELBO is kept.
     init_params : {"kmeans", "k-means++", "random", "random_from_data"}, default="kmeans"
-        As :class:`~emkit.GaussianMixture`'s (the same random stream as scikit-learn).
+        As :class:`~emkit.GaussianMixture`'s: on the weighted empirical distribution (distinct
+        rows in a canonical order), with scikit-learn's random stream on those rows.
     weight_concentration_prior_type : {"dirichlet_process", "dirichlet_distribution"}
         Stick-breaking (truncated at ``n_components``) or a finite Dirichlet prior on the
         weights. Default "dirichlet_process".

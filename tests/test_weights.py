@@ -263,6 +263,7 @@ def test_initialisation_depends_only_on_the_weighted_distribution(init_params):
             _same_fit(ref, other, atol=1e-7)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # max_iter=5
 def test_subsampled_initialisation_depends_only_on_the_distribution(monkeypatch):
     """Above the initialisation's sample size the subsample is a salted-hash selection of
     distinct rows: shuffled, repeated and dask input give the fit of the weighted rows."""

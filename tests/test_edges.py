@@ -81,6 +81,12 @@ def test_overflowing_scale_is_a_value_error_before_any_work(estimator, dtype, sc
             est.fit(X)
         with pytest.raises(ValueError, match="scale overflows"):
             est.partial_fit(X)
+    # a later mini-batch too (the model set up by the first is not set up again)
+    est.partial_fit(_two_blobs().astype(dtype))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match="scale overflows"):
+            est.partial_fit(X)
 
 
 @pytest.mark.parametrize("dtype, scale", [(np.float64, 1e140), (np.float32, 1e12)])

@@ -41,6 +41,13 @@ class GaussianMixtureBase(BaseEMMixture):
                     "refit with warm_start=False."
                 )
 
+    def _validate_step_X(self, X):
+        """A later ``partial_fit`` mini-batch, checked for a scale that overflows as the
+        first one was (its model is not set up again)."""
+        X = super()._validate_step_X(X)
+        check_data_scale(X)
+        return X
+
     def _kernel_config(self, X, sample_weight):
         """Keyword arguments of the Gaussian kernel model for data ``X`` (one pass for the
         reference point of the fast path and the data's spread about it). Data whose scale

@@ -283,3 +283,21 @@ def test_subsampled_initialisation_depends_only_on_the_distribution(monkeypatch)
     _same_fit(ref, GaussianMixture(**kw).fit(da.from_array(X, chunks=250),
                                              sample_weight=da.from_array(counts * 1.0,
                                                                          chunks=250)))
+
+
+@pytest.mark.parametrize("scale", [1e10, 1e39, 1e200])
+def test_bayesian_score_with_huge_weights_is_the_maximum_likelihood_limit(scale):
+    """With counts of 1e10-1e200 the priors vanish and the posterior predictive (a Student-t
+    mixture with huge degrees of freedom) is the maximum-likelihood Gaussian mixture's
+    density: scikit-learn's GaussianMixture score, not NaN (an overflowing product) nor off
+    (log Gamma differences of huge arguments, 0 at 1e39)."""
+    from sklearn.mixture import GaussianMixture as SkGaussianMixture
+
+    X, _ = _blobs()
+    ref = SkGaussianMixture(2, random_state=0, tol=1e-10).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        got = BayesianGaussianMixture(n_components=2, random_state=0, tol=1e-10).fit(
+            X, sample_weight=np.full(len(X), scale))
+        score = got.score(X, sample_weight=np.full(len(X), scale))
+    assert score == pytest.approx(ref.score(X), rel=1e-6)

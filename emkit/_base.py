@@ -432,7 +432,9 @@ class BaseEMMixture(OnlineEMMixin, DensityMixin, BaseEM):
         n, d = X.shape
         m = init_sample_size(n, d, np.dtype(X.dtype).itemsize, self.n_components)
         if self._empirical_init and not hasattr(X, "tocsr"):
-            rows = self._empirical_rows(X, sample_weight, m, random_state)
+            from ._empirical import initial_rows
+
+            rows = initial_rows(X, sample_weight, m, self.n_components, random_state)
             if rows is not None:
                 return rows
         if m >= n and not on_dask(X):
@@ -444,29 +446,6 @@ class BaseEMMixture(OnlineEMMixin, DensityMixin, BaseEM):
         if on_dask(X):
             return X.take(idx)
         return X[idx], None if sample_weight is None else sample_weight[idx]
-
-    def _empirical_rows(self, X, sample_weight, max_rows, random_state):
-        """``(Xu, wu)``: the distinct rows (of a salted-hash subset above ``max_rows``) in
-        canonical order with their total weights (``wu`` None when no weights were given
-        and no row repeats, so that the draws are scikit-learn's on those rows); None when
-        there are fewer distinct rows than components (the rows as given are used then)."""
-        from ._empirical import empirical_rows
-
-        n = X.shape[0]
-        salt = 0
-        if n > max_rows:  # a draw only when subsampling: scikit-learn's stream otherwise
-            hi, lo = random_state.randint(0, 2**32, size=2, dtype=np.int64)
-            salt = (int(hi) << 32) | int(lo)
-        blocks = {}
-        if on_dask(X):  # the per-block passes run where the blocks live
-            blocks = dict(row_sum=X.map_reduce, gather=X.map_gather)
-        Xu, wu = empirical_rows(X, sample_weight, max_rows=max_rows, salt=salt, **blocks)
-        if Xu.shape[0] < self.n_components:
-            return None
-        weighted = sample_weight is not None or (on_dask(X) and X.w is not None)
-        if not weighted and n <= max_rows and np.all(wu == 1.0):
-            wu = None
-        return Xu, wu
 
     # ---------------------------------------------------------------- prediction
     def _model_for(self, X):

@@ -22,7 +22,7 @@ import numpy as np
 from .kernels._parallel import map_row_blocks
 
 __all__ = ["row_hashes", "KeySketch", "sketch_block", "select_block", "distinct_rows",
-           "merge_selected", "empirical_rows"]
+           "merge_selected", "empirical_rows", "initial_rows"]
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
@@ -206,3 +206,29 @@ def empirical_rows(X, sample_weight, *, max_rows, salt, row_sum=None, gather=Non
     parts = gather(select_block, salt, threshold)
     return merge_selected(parts, salt=salt,
                           max_rows=None if threshold is None else max_rows)
+
+
+def initial_rows(X, sample_weight, max_rows, n_components, random_state):
+    """``(Xu, wu)`` for a mixture's initialisation: :func:`empirical_rows` of in-memory or
+    dask rows (``X``: an array or :class:`emkit._dask.DaskRows`, whose passes run where its
+    blocks live), the salt drawn from ``random_state`` only when subsampling (so below
+    ``max_rows`` rows the draws are scikit-learn's); ``wu`` None when no weights were given
+    and no row repeats (scikit-learn's unweighted draws on those rows). None when there are
+    fewer distinct rows than components: the caller uses the rows as given."""
+    from ._dask import on_dask
+
+    n = X.shape[0]
+    salt = 0
+    if n > max_rows:
+        hi, lo = random_state.randint(0, 2**32, size=2, dtype=np.int64)
+        salt = (int(hi) << 32) | int(lo)
+    blocks = {}
+    if on_dask(X):
+        blocks = dict(row_sum=X.map_reduce, gather=X.map_gather)
+    Xu, wu = empirical_rows(X, sample_weight, max_rows=max_rows, salt=salt, **blocks)
+    if Xu.shape[0] < n_components:
+        return None
+    weighted = sample_weight is not None or (on_dask(X) and X.w is not None)
+    if not weighted and n <= max_rows and np.all(wu == 1.0):
+        wu = None
+    return Xu, wu

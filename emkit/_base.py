@@ -37,6 +37,7 @@ from ._validation import (
     fit_dtype,
 )
 from .kernels._parallel import blas_single_thread
+from .kernels._rows import unit_weights
 from .models._common import one_hot
 
 __all__ = [
@@ -70,6 +71,10 @@ def initial_assignments(X, n_components, init_params, sample_weight, random_stat
     ``N x K`` array is built; "random" returns the ``N x K`` soft responsibilities.
     """
     n, k = X.shape[0], n_components
+    if sample_weight is not None:
+        # scikit-learn casts the weights to X's dtype: bring them near one first (exactly,
+        # by a power of two; k-means and its seeding depend only on relative weights)
+        sample_weight = unit_weights(sample_weight)[0]
     if init_params == "kmeans":
         from sklearn.cluster import KMeans
 
@@ -444,16 +449,30 @@ class BaseEMMixture(OnlineEMMixin, DensityMixin, BaseEM):
         """A picklable function that validates and converts one block of a dask array."""
         return partial(convert_dense_block, dtype=dtype)
 
+    #: whether the initialisation runs on the weighted empirical distribution of dense data
+    #: (:mod:`emkit._empirical`) instead of the rows as given
+    _empirical_init = False
+
     def _init_rows(self, X, sample_weight, random_state):
-        """The rows the initialisation sees: all of them, or a uniform random subsample.
+        """The rows the initialisation sees: all of them, or a random subsample.
 
         With more than :func:`init_sample_size` rows (about 100,000, fewer for wide data) the
-        initial clustering runs on a subsample drawn uniformly with ``random_state``, with its
-        rows' weights, so initialisation never costs more memory or time than that many rows;
-        for a dask array only the subsample is gathered to the client.
+        initial clustering runs on a subsample drawn with ``random_state``, with its rows'
+        weights, so initialisation never costs more memory or time than that many rows; for
+        a dask array only the subsample is gathered to the client. With ``_empirical_init``
+        (the Gaussian mixtures) it runs on the distinct rows with their total weights, in a
+        canonical order, and the subsample is a salted-hash selection of distinct rows: the
+        initialisation then depends only on the weighted empirical distribution (see
+        :mod:`emkit._empirical`).
         """
         n, d = X.shape
         m = init_sample_size(n, d, np.dtype(X.dtype).itemsize, self.n_components)
+        if self._empirical_init and not hasattr(X, "tocsr"):
+            from ._empirical import initial_rows
+
+            rows = initial_rows(X, sample_weight, m, self.n_components, random_state)
+            if rows is not None:
+                return rows
         if m >= n and not on_dask(X):
             return X, sample_weight
         if m >= n:

@@ -25,6 +25,9 @@ __all__ = [
     "convert_dense_block",
     "block_summary",
     "check_learning_schedule",
+    "check_data_scale",
+    "check_counts_fit",
+    "FLOAT32_SUM_ROWS",
 ]
 
 
@@ -95,15 +98,18 @@ def check_predict_data(estimator, X, *, accept_sparse=False, dtype=(np.float64, 
 
 
 def check_sample_weight(sample_weight, X):
-    """``None`` when all weights are one; else a non-negative finite array in X's dtype.
+    """``None`` when no weights are given; else a non-negative finite float64 array.
 
-    Weights act as repeat counts. Negative, NaN/inf, wrongly shaped or all-zero weights are a
-    ValueError naming the problem.
+    Weights act as repeat counts. They stay float64 whatever ``X``'s dtype (only their
+    relative sizes and their float64 sum set the fit's scale): the kernels bring them near
+    one where they meet float32 data (:func:`emkit.kernels._rows.unit_weights`), so weights
+    of 1e-50 or 1e39 on float32 data fit as on float64 data. Negative, NaN/inf, wrongly
+    shaped or all-zero weights are a ValueError naming the problem.
     """
     if sample_weight is None:
         return None
-    dtype = X.dtype if X.dtype in (np.float32, np.float64) else np.float64
-    sw = _check_sample_weight(sample_weight, X, dtype=dtype, ensure_non_negative=True, copy=False)
+    sw = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True,
+                              copy=False)
     if not np.all(np.isfinite(sw)):
         raise ValueError("sample_weight contains NaN or infinity.")
     if not np.any(sw > 0):
@@ -117,6 +123,78 @@ def check_sample_weight(sample_weight, X):
             "for GaussianMixture)."
         )
     return sw
+
+
+#: most rows a float32 kernel sums in float32 before the sum is taken on in float64 (the
+#: Gaussian fast path's block, at most 4000 rows)
+FLOAT32_SUM_ROWS = 4096
+
+
+def _scale_error(what, dtype):
+    msg = (
+        f"The data's scale overflows {np.dtype(dtype).name} arithmetic: {what}, so the fit's "
+        "sums of squared deviations would be infinite. Rescale X (for example divide it by "
+        "its largest absolute value, or standardise each feature)"
+    )
+    if np.dtype(dtype) == np.float32:
+        msg += " or pass float64 data"
+    return ValueError(msg + ".")
+
+
+def check_data_scale(X, sample_weight=None, *, spread=None):
+    """ValueError when squares of ``X``'s deviations, summed over the rows as the fit sums
+    them, overflow (data near 1e154 in float64, near 1e17 in float32); checked before any work.
+
+    In memory: one pass for each feature's minimum and maximum. Every deviation the fit
+    squares (from the data's weighted mean, a component's mean or a k-means centre, all
+    inside the data's range) is at most a feature's range ``r``; the statistics sum
+    ``w_n`` times such squares, so ``r^2`` times the total weight must be finite in float64
+    (with a margin of 16), and for float32 data ``r^2`` times :data:`FLOAT32_SUM_ROWS` (the
+    rows a float32 kernel sums) finite in float32. For the rows of a dask array (no pass for
+    extremes) ``spread``, the root-mean-square deviation per feature from
+    :func:`~emkit.models.gaussian.center_and_spread`, stands in: its square times the total
+    weight is the sum of squared deviations itself.
+    """
+    dtype = np.dtype(X.dtype)
+    n = X.shape[0]
+    if sample_weight is None:
+        total = float(n)
+    else:
+        total = float(np.sum(sample_weight, dtype=np.float64))
+    big = np.finfo(np.float64).max
+    if spread is not None:
+        with np.errstate(over="ignore", invalid="ignore"):
+            r = float(np.max(np.asarray(spread, dtype=np.float64), initial=0.0))
+        if not (np.isfinite(r) and r * r <= big / 16 / max(total, 1.0)):
+            raise _scale_error(f"a feature's root-mean-square deviation is {r:.3g}", dtype)
+        return
+    if n == 0 or X.shape[1] == 0:
+        return
+    with np.errstate(over="ignore", invalid="ignore"):
+        lo = np.asarray(X.min(axis=0), dtype=np.float64)
+        hi = np.asarray(X.max(axis=0), dtype=np.float64)
+        ranges = hi - lo
+        r = float(np.max(ranges))
+        j = int(np.argmax(ranges))
+    what = f"feature {j} spans {r:.3g} (from {lo[j]:.3g} to {hi[j]:.3g})"
+    if not (np.isfinite(r) and r * r <= big / 16 / max(total, 1.0)):
+        raise _scale_error(what, np.float64 if dtype != np.float32 else dtype)
+    if dtype == np.float32:
+        rows = min(n, FLOAT32_SUM_ROWS)
+        if not r * r <= float(np.finfo(np.float32).max) / 16 / rows:
+            raise _scale_error(what, dtype)
+
+
+def check_counts_fit(total, dtype, attributes):
+    """ValueError when fitted attributes that count weight (up to ``total``, float64) cannot
+    be stored in ``dtype``: float32 data keep float32 attributes, so pseudo-counts beyond
+    about 3e32 (1e-6 of float32's largest value) would be infinite."""
+    if np.dtype(dtype) == np.float32 and not total <= float(np.finfo(np.float32).max) * 1e-6:
+        raise ValueError(
+            f"The weighted total ({total:.3g}) is too large for the float32 attributes "
+            f"{attributes}, which count it: rescale sample_weight (keeping the priors in "
+            "proportion) or pass float64 data."
+        )
 
 
 def check_weights(weights, n_components):

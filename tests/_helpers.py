@@ -48,3 +48,14 @@ def plain_forward_backward(L, pi, A):
     for t in range(t_all - 1):
         xi += np.exp(la[t][:, None] + np.log(A) + L[t + 1] + lb[t + 1] - ll)
     return ll, gamma, xi
+
+
+def canonical_rows(X):
+    """The rows of ``X`` in the canonical order of emkit's initialisation (copies of a row
+    next to each other): a permutation of ``X``. scikit-learn fitted on it with a
+    ``random_state`` is the reference for emkit fitted on ``X`` with it (where no row
+    repeats; emkit's initialisation sees a repeated row once, with its count as weight)."""
+    from emkit._empirical import empirical_rows
+
+    Xu, counts = empirical_rows(np.asarray(X), None, max_rows=X.shape[0], salt=0)
+    return np.repeat(Xu, counts.astype(int), axis=0)

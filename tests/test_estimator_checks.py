@@ -9,6 +9,10 @@ from emkit import BayesianGaussianMixture, GaussianMixture
     [
         GaussianMixture(),
         GaussianMixture(covariance_type="diag", n_init=2),
+        # two or more components: the sample-weight equivalence checks are not trivial
+        GaussianMixture(n_components=2),
+        GaussianMixture(n_components=3, covariance_type="tied", init_params="k-means++"),
+        BayesianGaussianMixture(n_components=2),
         BayesianGaussianMixture(),
         BayesianGaussianMixture(
             covariance_type="tied", n_init=2,

@@ -7,7 +7,8 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from .._base import INIT_PARAMS, BaseEMMixture
-from .._validation import check_choice, check_real
+from .._dask import on_dask
+from .._validation import check_choice, check_data_scale, check_real
 from ..models.gaussian import COVARIANCE_TYPES, center_and_spread, gaussian_n_parameters
 
 __all__ = ["GaussianMixtureBase"]
@@ -15,6 +16,10 @@ __all__ = ["GaussianMixtureBase"]
 
 class GaussianMixtureBase(BaseEMMixture):
     """Base of the Gaussian mixtures: ``covariance_type``, ``init_params``, ``reg_covar``."""
+
+    #: the initialisation sees the weighted empirical distribution (row order and repeats
+    #: never change a fit; see :mod:`emkit._empirical`)
+    _empirical_init = True
 
     def _check_gaussian_config(self):
         check_choice(self.covariance_type, "covariance_type", COVARIANCE_TYPES)
@@ -36,10 +41,22 @@ class GaussianMixtureBase(BaseEMMixture):
                     "refit with warm_start=False."
                 )
 
+    def _validate_step_X(self, X):
+        """A later ``partial_fit`` mini-batch, checked for a scale that overflows as the
+        first one was (its model is not set up again)."""
+        X = super()._validate_step_X(X)
+        check_data_scale(X)
+        return X
+
     def _kernel_config(self, X, sample_weight):
         """Keyword arguments of the Gaussian kernel model for data ``X`` (one pass for the
-        reference point of the fast path and the data's spread about it)."""
+        reference point of the fast path and the data's spread about it). Data whose scale
+        overflows the fit's arithmetic is a ValueError here, before any other pass."""
+        if not on_dask(X):
+            check_data_scale(X, sample_weight)
         center, spread = center_and_spread(X, sample_weight)
+        if on_dask(X):
+            check_data_scale(X, X.w if sample_weight is None else sample_weight, spread=spread)
         return dict(
             covariance_type=self.covariance_type,
             reg_covar=float(self.reg_covar),

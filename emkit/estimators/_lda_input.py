@@ -9,7 +9,7 @@ from sklearn.utils import check_array
 from sklearn.utils.validation import check_non_negative, validate_data
 
 from .._dask import is_dask_collection
-from .._validation import block_summary, check_sample_weight
+from .._validation import block_summary, check_counts_fit, check_sample_weight
 from ..models.lda import Corpus
 
 __all__ = ["DocumentInput"]
@@ -99,4 +99,5 @@ class DocumentInput:
                     "The weighted token count (sum of sample_weight times document lengths) "
                     "overflows float64; rescale sample_weight or the counts."
                 )
+            check_counts_fit(total, corpus.dtype, "components_")
         return sw

@@ -8,6 +8,7 @@ from .._base import initial_assignments
 from .._dask import is_dask_collection
 from .._validation import (
     check_choice,
+    check_counts_fit,
     check_covariance_prior,
     check_mean_prior,
     check_positive,
@@ -46,7 +47,8 @@ class BayesianGaussianMixture(GaussianMixtureBase):
     n_init : int, default=1
         Number of initialisations; the one with the largest final ELBO is kept.
     init_params : {"kmeans", "k-means++", "random", "random_from_data"}, default="kmeans"
-        As :class:`~emkit.GaussianMixture`'s (the same random stream as scikit-learn).
+        As :class:`~emkit.GaussianMixture`'s: on the weighted empirical distribution (distinct
+        rows in a canonical order), with scikit-learn's random stream on those rows.
     weight_concentration_prior_type : {"dirichlet_process", "dirichlet_distribution"}
         Stick-breaking (truncated at ``n_components``) or a finite Dirichlet prior on the
         weights. Default "dirichlet_process".
@@ -178,6 +180,9 @@ class BayesianGaussianMixture(GaussianMixtureBase):
                           ("weight_concentration_prior_type", "prior_type"))
 
     def _make_model(self, X, sample_weight=None):
+        if sample_weight is not None:
+            check_counts_fit(float(np.sum(sample_weight)), X.dtype,
+                             "weight_concentration_, mean_precision_, degrees_of_freedom_")
         config = self._kernel_config(X, sample_weight)
         priors = dict(self._priors)
         if "mean_prior" not in priors:

@@ -132,7 +132,7 @@ def _distinct_patterns(X, sample_weight):
     keys = _row_keys(X[keep] if keep.size < n else X)
     _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
     wu = np.bincount(inverse.ravel(), weights=w[keep], minlength=first.size)
-    return X[keep[first]], wu.astype(X.dtype)
+    return X[keep[first]], wu  # float64, as every sample_weight
 
 
 class BernoulliMixture(BaseEMMixture):

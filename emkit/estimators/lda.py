@@ -8,7 +8,6 @@ from dataclasses import replace
 from functools import partial
 
 import numpy as np
-from joblib import effective_n_jobs
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import check_random_state, gen_batches
 from sklearn.utils.validation import check_is_fitted
@@ -23,6 +22,7 @@ from .._validation import (
     check_learning_schedule,
     check_real,
 )
+from ..kernels._parallel import n_jobs_threads
 from ..models.lda import LDAModel, LDAStats
 from ._lda_input import DocumentInput
 
@@ -106,7 +106,8 @@ class LatentDirichletAllocation(
     max_doc_update_iter : int, default=100
         At most this many gamma updates per document and E-step.
     n_jobs : int, default=None
-        Threads for the E-step (None: 1, -1: all CPUs). Results are identical for any value.
+        Threads for the E-step (None: 1, -1: all CPUs, -2: all but one), emkit's own threads
+        (also inside a multiprocessing worker). Results are identical for any value.
     verbose : int, default=0
         Print the progress every iteration (from a callback, never inside the EM loop).
     random_state : int, RandomState instance or None, default=None
@@ -228,7 +229,7 @@ class LatentDirichletAllocation(
         check_real(self.mean_change_tol, "mean_change_tol", low=0.0)
         check_int(self.max_doc_update_iter, "max_doc_update_iter", low=0)
         if self.n_jobs is not None:
-            check_int(self.n_jobs, "n_jobs")
+            n_jobs_threads(check_int(self.n_jobs, "n_jobs"))
         self._check_progress(allow_bool_verbose=True)
         if not isinstance(self.optimize_doc_topic_prior, (bool, np.bool_)):
             raise ValueError(
@@ -237,7 +238,7 @@ class LatentDirichletAllocation(
             )
 
     def _n_threads(self) -> int:
-        return max(1, int(effective_n_jobs(self.n_jobs)))
+        return n_jobs_threads(self.n_jobs)
 
     def _make_model(self, dtype) -> LDAModel:
         k = self.n_components

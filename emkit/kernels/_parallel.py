@@ -16,7 +16,10 @@ from contextlib import contextmanager
 
 import numpy as np
 
-__all__ = ["map_row_blocks", "row_blocks", "default_n_threads", "blas_single_thread", "scratch"]
+__all__ = [
+    "map_row_blocks", "row_blocks", "default_n_threads", "n_jobs_threads", "blas_single_thread",
+    "scratch",
+]
 
 _lock = threading.Lock()
 _executors: dict[int, ThreadPoolExecutor] = {}
@@ -71,6 +74,25 @@ def default_n_threads() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+def n_jobs_threads(n_jobs) -> int:
+    """Threads for an estimator's ``n_jobs``, counted as emkit counts them.
+
+    ``None`` is one thread, a positive value that many, and a negative value counts back from
+    :func:`default_n_threads` as joblib does (``-1`` all of them, ``-2`` all but one), at least
+    one; zero is a ValueError. The threads are emkit's own pool, never joblib's processes, so
+    this is the same inside a multiprocessing worker or a daemon process (where joblib's
+    ``effective_n_jobs`` falls back to one with a warning).
+    """
+    if n_jobs is None:
+        return 1
+    n_jobs = int(n_jobs)
+    if n_jobs == 0:
+        raise ValueError("n_jobs == 0 has no meaning: use None or 1 for one thread, -1 for all.")
+    if n_jobs < 0:
+        return max(1, default_n_threads() + 1 + n_jobs)
+    return n_jobs
 
 
 def row_blocks(n_rows: int, block_size: int) -> list[slice]:

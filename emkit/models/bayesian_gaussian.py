@@ -297,7 +297,9 @@ class BayesianGaussianModel(GaussianModel):
         ct, d, k = self.covariance_type, params.n_features, params.n_components
         nu = params.nu
         dof = nu + 1.0 - d
-        c = dof * params.mean_precision / ((1.0 + params.mean_precision) * nu)
+        # (dof / nu) * beta / (1 + beta): the same ratio without the product beta * nu,
+        # which overflows for counts near 1e154 (sample weights that large are valid)
+        c = (dof / nu) * (params.mean_precision / (1.0 + params.mean_precision))
         pc = params.precisions_cholesky
         if ct in ("full", "tied"):
             pc = np.broadcast_to(pc, (k, d, d)) * np.sqrt(c)[:, None, None]
@@ -311,7 +313,9 @@ class BayesianGaussianModel(GaussianModel):
         g = g.replace(log_const=np.zeros(k))
         lp = GaussianModel.log_prob(replace(self, covariance_type=kind), g, X)
         maha = np.maximum(-2.0 * (lp.astype(np.float64) + 0.5 * d * LOG_2PI), 0.0)
-        log_t = (gammaln(0.5 * (dof + d)) - gammaln(0.5 * dof) - 0.5 * d * np.log(dof * np.pi)
+        # log Gamma((dof + D) / 2) - log Gamma(dof / 2) as log Gamma(D / 2) - log B(dof / 2,
+        # D / 2): the difference of gammaln loses every digit for large counts (0 at 1e39)
+        log_t = (gammaln(0.5 * d) - betaln(0.5 * dof, 0.5 * d) - 0.5 * d * np.log(dof * np.pi)
                  + log_det_l - 0.5 * (dof + d) * np.log1p(maha / dof))
         log_t += np.log(params.weights)
         mx = log_t.max(axis=1)

@@ -21,6 +21,7 @@ from scipy.special import betaln
 
 from ..kernels import bernoulli as kern
 from ..kernels._parallel import map_row_blocks
+from ..kernels._rows import unit_weights
 from ._common import ComponentShape, floored_log
 
 __all__ = ["BernoulliParams", "BernoulliStats", "BernoulliModel", "log_means"]
@@ -173,10 +174,18 @@ class BernoulliModel:
         n, d = X.shape
         k = params.n_components
         w = sample_weight
+        # float64 weights, scaled by a power of two per block (see ``unit_weights``) where
+        # they meet the data's dtype; the block's results are scaled back in float64
+        def scaled(part, s):
+            if s == 1.0:
+                return part
+            nk, sx, ll, ent = part
+            return nk * s, sx.astype(np.float64) * s, ll * s, ent * s
+
         if sp.issparse(X):
             def block(sl):
-                wb = None if w is None else w[sl]
-                return kern.csr_block_stats(X, sl.start, sl.stop, prep.W, prep.c, wb)
+                wb, s = (None, 1.0) if w is None else unit_weights(w[sl])
+                return scaled(kern.csr_block_stats(X, sl.start, sl.stop, prep.W, prep.c, wb), s)
 
             parts = map_row_blocks(block, n, self._csr_block_size(X, k), self.n_threads)
             sxT = parts[0][1].astype(np.float64)
@@ -185,8 +194,8 @@ class BernoulliModel:
             sx = np.ascontiguousarray(sxT.T)
         else:
             def block(sl):
-                wb = None if w is None else w[sl]
-                return kern.dense_block_stats(X[sl], prep.W, prep.c, wb)
+                wb, s = (None, 1.0) if w is None else unit_weights(w[sl])
+                return scaled(kern.dense_block_stats(X[sl], prep.W, prep.c, wb), s)
 
             parts = map_row_blocks(block, n, self._dense_block_size(d), self.n_threads)
             sx = parts[0][1].copy()
@@ -202,13 +211,18 @@ class BernoulliModel:
 
     def stats_from_resp(self, X, resp, sample_weight=None) -> BernoulliStats:
         """Statistics for given responsibilities (initialisation); no evidence or entropy."""
-        Rw = resp if sample_weight is None else resp * sample_weight[:, None]
+        s = 1.0
+        if sample_weight is None:
+            Rw = resp
+        else:  # float64 weights brought near one before they meet X's dtype
+            w, s = unit_weights(sample_weight)
+            Rw = resp * w[:, None]
         Rw = np.asarray(Rw, dtype=X.dtype)
-        nk = Rw.sum(axis=0, dtype=np.float64)
+        nk = Rw.sum(axis=0, dtype=np.float64) * s
         if sp.issparse(X):
-            sx = kern.csr_weighted_sum(X, Rw).T.astype(np.float64)
+            sx = kern.csr_weighted_sum(X, Rw).T.astype(np.float64) * s
         else:
-            sx = (Rw.T @ X).astype(np.float64)
+            sx = (Rw.T @ X).astype(np.float64) * s
         total = float(X.shape[0] if sample_weight is None else np.sum(sample_weight))
         return BernoulliStats(nk, np.ascontiguousarray(sx), np.nan, np.nan, total)
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..kernels import gaussian as kern
 from ..kernels._parallel import map_row_blocks, scratch
+from ..kernels._rows import unit_weights
 from ._common import one_hot
 from .gaussian_params import (
     COVARIANCE_TYPES,
@@ -269,7 +270,9 @@ class GaussianModel:
 
         def block(sl):
             Xb = X[sl]
-            wb = None if w is None else w[sl]
+            # float64 weights, scaled by a power of two ``s`` so the data-dtype arithmetic
+            # sees them near one; the block's float64 results are multiplied back by ``s``
+            wb, s = (None, 1.0) if w is None else unit_weights(w[sl])
             if prep.path == "fast":
                 # F x B features and K x B log-probabilities in scratch memory reused by
                 # every block of this thread; only the F x K product leaves the block
@@ -280,17 +283,24 @@ class GaussianModel:
                 log_norm = kern.normalize_log_prob_t(Lt)
                 if wb is not None:
                     Lt *= wb
-                    ll = float(np.dot(wb.astype(np.float64), log_norm.astype(np.float64)))
+                    ll = float(np.dot(wb, log_norm.astype(np.float64)))
                 else:
                     ll = float(np.sum(log_norm, dtype=np.float64))
                 # entropy is sum_n w_n log_norm_n - <W, G>, computed once after the merge
-                return (Phi @ Lt.T).astype(np.float64), ll, 0.0
+                G = (Phi @ Lt.T).astype(np.float64)
+                if s != 1.0:
+                    G *= s
+                return G, ll * s, 0.0
             Xb = Xb.astype(np.float64, copy=False)
             L = self._block_log_prob(Xb, prep)
             R, _, ll, ent = kern.normalize_log_prob(L, wb)
             if wb is not None:
                 R *= wb[:, None]
-            return self._stats_about(Xb, R, prep.shift), ll, ent
+            stats = self._stats_about(Xb, R, prep.shift)
+            if s != 1.0:
+                for a in stats:
+                    a *= s
+            return stats, ll * s, ent * s
 
         parts = map_row_blocks(
             block, n, self._block_size(d, prep.path), self.n_threads, combine=_add_parts
@@ -381,7 +391,14 @@ class GaussianModel:
         if prep.path == "fast":
             def block(sl):
                 Phi = self._features(X[sl], prep, reuse=True)
-                return (Phi @ resp[sl].astype(Phi.dtype, copy=False)).astype(np.float64), 0, 0
+                r = resp[sl]
+                s = 1.0
+                if r.dtype != Phi.dtype:  # float64 weights in the responsibilities
+                    r, s = unit_weights(r)
+                G = (Phi @ r.astype(Phi.dtype, copy=False)).astype(np.float64)
+                if s != 1.0:
+                    G *= s
+                return G, 0, 0
 
             parts = map_row_blocks(
                 block, n, self._block_size(d, "fast"), self.n_threads, combine=_add_parts
@@ -403,7 +420,7 @@ class GaussianModel:
         # scikit-learn's guard against empty components, 10 eps per unit of weight (so that
         # the fit does not depend on the scale of sample_weight)
         unit = stats.total_weight / stats.n_rows if stats.n_rows > 0 else 1.0
-        nk = stats.nk + 10 * np.finfo(self.dtype).eps * unit
+        nk = stats.nk + 10 * float(np.finfo(self.dtype).eps) * unit
         m = stats.sx / nk[:, None]
         means = stats.shift + m
         if ct == "full":

@@ -284,10 +284,12 @@ def _weighted_sum(Xb, wb):
 
 
 def _weighted_sq_dev(Xb, wb, c):
-    """``sum_n w_n (x_n - c)^2`` per feature of a block of rows, float64."""
+    """``sum_n w_n (x_n - c)^2`` per feature of a block of rows, float64 (infinite, silently,
+    where the squares overflow: the caller's scale check names that)."""
     Y = np.asarray(Xb, dtype=np.float64) - c
-    Y *= Y
-    return Y.sum(axis=0) if wb is None else np.asarray(wb, dtype=np.float64) @ Y
+    with np.errstate(over="ignore", invalid="ignore"):
+        Y *= Y
+        return Y.sum(axis=0) if wb is None else np.asarray(wb, dtype=np.float64) @ Y
 
 
 def _weighted_scatter(Xb, wb, c):

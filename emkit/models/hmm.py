@@ -486,8 +486,10 @@ class HMMModel:
         if block.weights is not None:
             row_w = block.weights if row_w is None else row_w * block.weights
         if row_w is not None:
-            R = gamma * row_w.astype(gamma.dtype)[:, None]
-        weight = float(n) if row_w is None else float(np.sum(row_w))
+            # float64: the emission statistics bring the weights near one where they meet
+            # the data's dtype (a float32 cast here would lose 1e-50 or 1e39)
+            R = gamma * np.asarray(row_w, dtype=np.float64)[:, None]
+        weight = float(n) if row_w is None else float(np.sum(row_w, dtype=np.float64))
         es = emission.stats(params.emission, block.X, R, weight)
         return HMMStats(start, trans_sum, es, log_ev, 0.0, weight, float(n))
 

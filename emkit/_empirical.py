@@ -1,0 +1,234 @@
+"""The data an initialisation sees: the weighted empirical distribution of the rows.
+
+A mixture's initialisation (k-means, k-means++, random responsibilities, seeds drawn from
+the data) runs on the *distinct* rows of the data, each with the total weight of its copies,
+in a canonical order (by a hash of the row's values), never on the rows as given. So it
+depends on the data only through their weighted empirical distribution: the same whatever
+the row order, and integer weights are the same as repeated rows (scikit-learn's
+``check_sample_weight_equivalence``). With more rows than the initialisation may see, a
+random subset of the distinct rows is kept, each one decided by its own hash salted from
+``random_state``, so the subset too is a function of the distribution (and the same in
+memory and on dask, block by block).
+
+The hash is a 64-bit mix (splitmix64's finaliser) of the row's bit pattern, ``-0.0`` read as
+``0.0``; rows with equal hashes are compared value by value, so a collision can never merge
+two different rows (it falls back to an exact sort by value).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .kernels._parallel import map_row_blocks
+
+__all__ = ["row_hashes", "KeySketch", "sketch_block", "select_block", "distinct_rows",
+           "merge_selected", "empirical_rows", "initial_rows"]
+
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_SEED = np.uint64(0x9E3779B97F4A7C15)
+_S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
+
+
+def _mix(h):
+    """splitmix64's finaliser, in place on a uint64 array (wrapping arithmetic)."""
+    h ^= h >> _S30
+    h *= _M1
+    h ^= h >> _S27
+    h *= _M2
+    h ^= h >> _S31
+    return h
+
+
+def row_hashes(Xb) -> np.ndarray:
+    """A 64-bit hash of each row's values rounded to float32 (``-0.0`` as ``0.0``), one
+    pass per feature.
+
+    Rows equal value for value get equal hashes, whatever their position; rounding to
+    float32 first gives float64 data and their float32 copy the same hashes, so the same
+    canonical order (rows that differ only beyond float32 share a hash and are told apart by
+    value, see :func:`distinct_rows`).
+    """
+    n, d = Xb.shape
+    with np.errstate(over="ignore"):
+        Xb = np.asarray(Xb, dtype=np.float32) + np.float32(0)  # -0.0 + 0.0 is +0.0
+    words = np.ascontiguousarray(Xb).view(np.uint32)
+    h = np.full(n, _SEED, dtype=np.uint64)
+    for j in range(d):
+        h ^= words[:, j].astype(np.uint64)
+        _mix(h)
+    return h
+
+
+class KeySketch:
+    """The ``k`` smallest distinct salted keys seen (a k-minimum-values sketch).
+
+    Adding two sketches keeps the ``k`` smallest of both, so it sums over row blocks in any
+    order and grouping (threads, dask's tree) to the same value, a function of the set of
+    distinct rows only. With fewer than ``k`` keys it holds them all (the exact count of
+    distinct rows); else the ``k``-th smallest key estimates it (relative error about
+    ``1 / sqrt(k)``).
+    """
+
+    def __init__(self, keys, k):
+        self.k = int(k)
+        keys = np.unique(keys)
+        self.keys = keys[: self.k].copy()  # not a view holding every key of a block
+
+    def __add__(self, other):
+        if isinstance(other, int) and other == 0:
+            return self
+        return KeySketch(np.concatenate([self.keys, other.keys]), self.k)
+
+    __radd__ = __add__
+
+    def threshold(self, max_rows: int, slack: float = 1.1):
+        """A key below which about ``slack * max_rows`` distinct rows fall (``None``: there
+        are at most ``max_rows`` distinct rows, keep them all)."""
+        if self.keys.size < self.k:
+            return None if self.keys.size <= max_rows else int(self.keys[max_rows])
+        kth = float(self.keys[-1])
+        t = kth * slack * max_rows / (self.k - 1)
+        return None if t >= 2.0**64 else int(t)
+
+
+def salted_keys(h, salt):
+    """The selection key of each row: its hash mixed with ``salt``."""
+    return _mix(h ^ np.uint64(salt))
+
+
+def sketch_block(Xb, wb, salt, k):
+    """:class:`KeySketch` of a block's rows with positive weight."""
+    h = row_hashes(Xb)
+    if wb is not None:
+        h = h[np.asarray(wb) > 0]
+    return KeySketch(salted_keys(h, salt), k)
+
+
+def select_block(Xb, wb, salt, threshold):
+    """The block's rows with positive weight whose salted key is below ``threshold``:
+    ``(rows, total weights, hashes)``, a selected row's copies merged; with ``threshold``
+    None all rows with positive weight, as they are (weights, or ones)."""
+    h = row_hashes(Xb)
+    keep = None
+    if threshold is not None:
+        keep = salted_keys(h.copy(), salt) < np.uint64(threshold)
+    if wb is not None:
+        pos = np.asarray(wb) > 0
+        keep = pos if keep is None else keep & pos
+    if keep is not None:
+        Xb, h = Xb[keep], h[keep]
+        wb = None if wb is None else np.asarray(wb)[keep]
+    if threshold is None:  # every row goes on: the merge finds the copies, once
+        return Xb, np.ones(Xb.shape[0]) if wb is None else np.asarray(wb, np.float64), h
+    Xu, wu, hu, _ = distinct_rows(Xb, wb, h)  # a selected row's copies travel once
+    return Xu, wu, hu
+
+
+def distinct_rows(X, w, h):
+    """``(Xu, wu, hu, repeated)``: the distinct rows of ``X`` (hashes ``h``) in canonical
+    order, the total weight of each (``w`` None: counts), their hashes, and whether any row
+    had a copy."""
+    order = np.argsort(h)  # equal hashes are equal rows (else resolved by value below)
+    hs = h[order]
+    same = hs[1:] == hs[:-1]
+    if np.any(same):
+        i = np.flatnonzero(same)
+        if not np.all(X[order[i]] == X[order[i + 1]]):
+            # rows that share a hash but differ (equal in float32, or a 64-bit collision):
+            # the order is by hash, then by value
+            Xn = X + X.dtype.type(0)
+            order = np.lexsort(tuple(Xn[:, j] for j in range(X.shape[1] - 1, -1, -1)) + (h,))
+            Xo = Xn[order]
+            same = (h[order][1:] == h[order][:-1]) & np.all(Xo[1:] == Xo[:-1], axis=1)
+    start = np.flatnonzero(np.concatenate([[True], ~same]))
+    if w is None:
+        wu = np.diff(np.append(start, len(order))).astype(np.float64)
+    else:
+        wu = np.add.reduceat(np.asarray(w, dtype=np.float64)[order], start)
+    Xu = X[order[start]]
+    Xu += Xu.dtype.type(0)  # a copy: -0.0 read as 0.0, whichever copy came first
+    return Xu, wu, h[order[start]], start.size < X.shape[0]
+
+
+def merge_selected(parts, *, salt=0, max_rows=None):
+    """``(Xu, wu)``: :func:`distinct_rows` over the blocks' :func:`select_block` results,
+    cut to the ``max_rows`` distinct rows of smallest salted key (if given)."""
+    Xs = np.concatenate([p[0] for p in parts])
+    hs = np.concatenate([p[2] for p in parts])
+    ws = np.concatenate([p[1] for p in parts])
+    Xu, wu, hu, _ = distinct_rows(Xs, ws, hs)
+    if max_rows is not None and Xu.shape[0] > max_rows:
+        keys = salted_keys(hu.copy(), salt)
+        cut = np.partition(keys, max_rows - 1)[max_rows - 1]
+        keep = keys <= cut  # hash order is kept: still canonical
+        Xu, wu = Xu[keep], wu[keep]
+    return Xu, wu
+
+
+#: keys in the sketch that sizes the subsample (about 3% error on the number kept)
+SKETCH_KEYS = 1024
+
+
+def empirical_rows(X, sample_weight, *, max_rows, salt, row_sum=None, gather=None):
+    """The initialisation's data: ``(Xu, wu)``, the distinct rows with positive weight in
+    canonical order and their total weights (counts without ``sample_weight``); above
+    ``max_rows`` rows only the ``max_rows`` distinct rows of smallest salted key (one pass
+    to size the selection with a :class:`KeySketch`, one to select; no per-row array of all
+    N rows is held).
+
+    ``row_sum(func, *args)`` and ``gather(func, *args)`` run a per-block function over the
+    blocks (summed, or listed in block order); by default over row blocks of in-memory
+    ``X`` on emkit's threads (a dask input passes its own).
+    """
+    n, d = X.shape
+    bs = max(256, (1 << 20) // (8 * max(d, 1)))
+    w = sample_weight
+    if gather is None:
+        def gather(func, *args):
+            return map_row_blocks(
+                lambda sl: func(X[sl], None if w is None else w[sl], *args), n, bs)
+
+        def row_sum(func, *args):
+            return sum(gather(func, *args))
+
+    threshold = None
+    if n > max_rows:
+        threshold = row_sum(sketch_block, salt, SKETCH_KEYS).threshold(max_rows)
+    if threshold is None and hasattr(X, "__array__"):
+        # all rows of an in-memory array: hash them by blocks, find the copies in one sort
+        h = np.concatenate(map_row_blocks(lambda sl: row_hashes(X[sl]), n, bs))
+        if w is not None:
+            pos = np.asarray(w) > 0
+            if not np.all(pos):  # zero weights: those rows are not in the distribution
+                X, w, h = X[pos], np.asarray(w)[pos], h[pos]
+        return distinct_rows(X, w, h)[:2]
+    parts = gather(select_block, salt, threshold)
+    return merge_selected(parts, salt=salt,
+                          max_rows=None if threshold is None else max_rows)
+
+
+def initial_rows(X, sample_weight, max_rows, n_components, random_state):
+    """``(Xu, wu)`` for a mixture's initialisation: :func:`empirical_rows` of in-memory or
+    dask rows (``X``: an array or :class:`emkit._dask.DaskRows`, whose passes run where its
+    blocks live), the salt drawn from ``random_state`` only when subsampling (so below
+    ``max_rows`` rows the draws are scikit-learn's); ``wu`` None when no weights were given
+    and no row repeats (scikit-learn's unweighted draws on those rows). None when there are
+    fewer distinct rows than components: the caller uses the rows as given."""
+    from ._dask import on_dask
+
+    n = X.shape[0]
+    salt = 0
+    if n > max_rows:
+        hi, lo = random_state.randint(0, 2**32, size=2, dtype=np.int64)
+        salt = (int(hi) << 32) | int(lo)
+    blocks = {}
+    if on_dask(X):
+        blocks = dict(row_sum=X.map_reduce, gather=X.map_gather)
+    Xu, wu = empirical_rows(X, sample_weight, max_rows=max_rows, salt=salt, **blocks)
+    if Xu.shape[0] < n_components:
+        return None
+    weighted = sample_weight is not None or (on_dask(X) and X.w is not None)
+    if not weighted and n <= max_rows and np.all(wu == 1.0):
+        wu = None
+    return Xu, wu

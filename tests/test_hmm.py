@@ -84,6 +84,14 @@ def test_kernels_equal_numpy_twins(dtype):
     L1, L2 = Ld.copy(), Ld.copy()
     np.testing.assert_array_equal(kern.row_max_subtract(L1), kern.row_max_subtract_ref(L2))
     np.testing.assert_array_equal(L1, L2)
+    L1, L2 = Ld.copy(), Ld.copy()
+    L1[3, 1] = L2[3, 1] = L1[3].max() - 800  # exp underflows to 0 (float64 too)
+    np.testing.assert_array_equal(kern.row_max_exp(L1), kern.row_max_exp_ref(L2))
+    assert L1.dtype == dtype and L1[3, 1] == 0
+    np.testing.assert_allclose(L1, L2, rtol=4 * np.finfo(dtype).eps, atol=0)
+    L1 = np.array([[np.nan, 0.0], [-np.inf, 1.0]], dtype=dtype)  # NaN stays NaN
+    np.testing.assert_array_equal(kern.row_max_exp(L1), [np.nan, 1.0])
+    np.testing.assert_array_equal(L1, [[np.nan, np.nan], [0.0, 1.0]])
     x = rng.integers(6, size=50)
     R = rng.random((50, k)).astype(dtype)
     np.testing.assert_allclose(kern.symbol_counts(x, R, 6), kern.symbol_counts_ref(x, R, 6),

@@ -349,10 +349,8 @@ def _emission_scaled(emission, params, X):
     """
     if hasattr(emission, "scaled"):
         return emission.scaled(params.emission, X)
-    L = emission.log_prob(params.emission, X)
-    mx = kern.row_max_subtract(L)
-    np.exp(L, out=L)
-    return L, mx
+    L = np.ascontiguousarray(emission.log_prob(params.emission, X))
+    return L, kern.row_max_exp(L)  # in place: L is this call's own array
 
 
 def _forward_backward(emission, params, X, starts):

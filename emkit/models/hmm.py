@@ -19,6 +19,7 @@ parameters not being updated (``params`` without ``"s"``, ``"t"``, ...).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 
@@ -44,6 +45,7 @@ class Sequences:
 
     X: np.ndarray
     starts: np.ndarray
+    _blocks: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def lengths(self) -> np.ndarray:
@@ -53,16 +55,23 @@ class Sequences:
     def n_sequences(self) -> int:
         return len(self.starts) - 1
 
-    def blocks(self, max_rows: int):
-        """Runs of whole sequences of about ``max_rows`` rows: ``(Sequences, seq slice)``."""
+    def blocks(self, max_rows: int) -> list:
+        """Runs of whole sequences of about ``max_rows`` rows: ``[(Sequences, seq slice)]``
+        (cut once per ``max_rows``: every E-step of a fit walks the same blocks)."""
+        hit = self._blocks.get(max_rows)
+        if hit is not None:
+            return hit
+        out, starts = [], self.starts.tolist()
         s, n_seq = 0, self.n_sequences
         while s < n_seq:
             e = s + 1
-            while e < n_seq and self.starts[e + 1] - self.starts[s] <= max_rows:
+            while e < n_seq and starts[e + 1] - starts[s] <= max_rows:
                 e += 1
-            a, b = int(self.starts[s]), int(self.starts[e])
-            yield Sequences(self.X[a:b], self.starts[s : e + 1] - a), slice(s, e)
+            a, b = starts[s], starts[e]
+            out.append((Sequences(self.X[a:b], self.starts[s : e + 1] - a), slice(s, e)))
             s = e
+        self._blocks[max_rows] = out
+        return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,10 +94,14 @@ class HMMParams:
         return self._cache["logs"]
 
     def cached(self, key, owner, compute):
-        """``compute()`` once per parameter set and ``owner`` (the model asking)."""
+        """``compute()`` once per parameter set and ``owner`` (the model asking, or a tuple of
+        the objects the value depends on besides the parameters, compared by identity)."""
+        owners = owner if isinstance(owner, tuple) else (owner,)
         hit = self._cache.get(key)
-        if hit is None or hit[0] is not owner:
-            hit = self._cache[key] = (owner, compute())
+        if hit is None or len(hit[0]) != len(owners) or any(
+            a is not b for a, b in zip(hit[0], owners, strict=True)
+        ):
+            hit = self._cache[key] = (owners, compute())
         return hit[1]
 
 
@@ -363,6 +376,8 @@ def _forward_backward(emission, params, X, starts):
     B, mx = _emission_scaled(emission, params, X)
     gamma, ll, trans = kern.forward_backward(B, starts, params.startprob, params.transmat)
     ll += np.add.reduceat(mx, starts[:-1])
+    if np.isfinite(ll).all() and np.isfinite(gamma).all():
+        return ll, gamma, trans
     ok = np.isfinite(ll) & np.logical_and.reduceat(
         np.isfinite(gamma).all(axis=1), starts[:-1])
     for s in np.flatnonzero(~ok):
@@ -393,6 +408,10 @@ class HMMModel:
     block_rows: int = 1 << 14
     n_threads: int | None = None
 
+    @cached_property
+    def _serial_emission(self):
+        return self.emission.serial()
+
     # ------------------------------------------------------------------ passes
     def posteriors(self, params: HMMParams, seqs: Sequences):
         """``(loglik per sequence (S,), gamma (N x K), trans per sequence (S x K x K))``."""
@@ -422,11 +441,11 @@ class HMMModel:
         with a single large block (one long sequence) the emission model's own passes use the
         threads instead.
         """
-        blocks = list(X.blocks(self.block_rows))
+        blocks = X.blocks(self.block_rows)
         # threads inside the emission passes only for one large block (a thread-pool round
         # trip costs more than a small block's GEMM)
         threaded = len(blocks) == 1 and X.X.shape[0] >= 2 * self.block_rows
-        emission = self.emission if threaded else self.emission.serial()
+        emission = self.emission if threaded else self._serial_emission
 
         def run(sl):
             block, seq = blocks[sl.start]
@@ -437,11 +456,12 @@ class HMMModel:
         total = parts[0]
         for p in parts[1:]:
             total = total + p
-        ent = total.log_evidence - self.expected_complete_loglik(params, total)
+        ecll = self._ecll(params, total)
         stats = HMMStats(
-            total.start, total.trans, total.emission, total.log_evidence, ent,
-            total.total_weight, total.n_rows, params,
+            total.start, total.trans, total.emission, total.log_evidence,
+            total.log_evidence - ecll, total.total_weight, total.n_rows, params,
         )
+        params.cached(("ecll", id(stats)), (self, stats), lambda: ecll)
         return stats, None
 
     # ------------------------------------------------------------------ M-step and bound
@@ -458,6 +478,12 @@ class HMMModel:
         return HMMParams(start, trans, self.emission.m_step(stats.emission, old.emission))
 
     def expected_complete_loglik(self, params: HMMParams, stats: HMMStats) -> float:
+        """``E_Q[log p(X, Z | theta)]`` from the statistics; computed once per parameter set
+        and statistics (the driver asks for the same pair several times per iteration)."""
+        return params.cached(("ecll", id(stats)), (self, stats),
+                             lambda: self._ecll(params, stats))
+
+    def _ecll(self, params, stats):
         log_pi, log_a = params.log_chain()
         chain = np.dot(stats.start, log_pi) + np.sum(stats.trans * log_a)
         return float(chain) + self.emission.ecll(params.emission, stats.emission)
@@ -483,6 +509,11 @@ class HMMModel:
         return self.elbo(params, stats)
 
     def roundoff_scale(self, params: HMMParams, stats: HMMStats) -> float:
+        """Sum of the absolute terms of the bound (once per parameter set and statistics)."""
+        return params.cached(("roundoff", id(stats)), (self, stats),
+                             lambda: self._roundoff_scale(params, stats))
+
+    def _roundoff_scale(self, params, stats):
         log_pi, log_a = params.log_chain()
         chain = np.sum(np.abs(stats.start * log_pi)) + np.sum(np.abs(stats.trans * log_a))
         return float(

@@ -190,17 +190,18 @@ _symbol_counts_jit = jit(_symbol_counts)
 
 
 
-def forward_backward(B, starts, startprob, transmat):
+def forward_backward(B, starts, startprob, transmat, out=None):
     """Numba kernel: scaled forward-backward over the sequences of a block.
 
-    ``B`` (N x K, float32 or float64, rows with maximum one), ``starts`` (S + 1 offsets),
-    ``startprob`` (K,), ``transmat`` (K x K). Returns ``(gamma, loglik, trans)``: the state
-    posteriors (N x K, ``B``'s dtype), the per-sequence ``sum_t log c_t`` (S,) and the
+    ``B`` (N x K, float32 or float64, C-contiguous, rows with maximum one), ``starts`` (S + 1
+    offsets), ``startprob`` (K,), ``transmat`` (K x K); ``out``: an optional C-contiguous
+    N x K array of ``B``'s dtype for the posteriors. Returns ``(gamma, loglik, trans)``: the
+    state posteriors (N x K, ``B``'s dtype), the per-sequence ``sum_t log c_t`` (S,) and the
     per-sequence expected transition counts (S x K x K, float64).
     """
     starts = np.ascontiguousarray(starts, dtype=np.int64)
     n_seq, k_all = starts.shape[0] - 1, B.shape[1]
-    gamma = np.empty_like(B)
+    gamma = np.empty_like(B) if out is None else out
     loglik = np.empty(n_seq)
     trans = np.empty((n_seq, k_all, k_all))
     A = np.ascontiguousarray(transmat, dtype=B.dtype)

@@ -192,10 +192,20 @@ class GaussianEmission:
     update_means: bool = True
     update_covars: bool = True
     missing: bool = False
+    #: the Gaussian kernel's coefficients of the last parameters seen (every block of an
+    #: E-step, and both of its passes, use the same ones)
+    _prepared: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def covariance_type(self) -> str:
         return self.gaussian.covariance_type
+
+    def _prep(self, ep: GaussianParams):
+        hit = self._prepared.get("last")
+        if hit is None or hit[0] is not ep:
+            hit = (ep, self.gaussian.prepare(ep))
+            self._prepared["last"] = hit
+        return hit[1]
 
     def serial(self) -> GaussianEmission:
         """The same emissions with the Gaussian passes on the calling thread."""
@@ -219,7 +229,7 @@ class GaussianEmission:
     def log_prob(self, ep: GaussianParams, X):
         """``log N(x_t | mu_k, Sigma_k)`` (N x K) over the observed entries of every row."""
         Xf, mask = self._filled(X)
-        L = self.gaussian.log_prob(ep, Xf)
+        L = self.gaussian.log_prob(ep, Xf, prep=self._prep(ep))
         if mask is not None:
             # remove what the filled entries contributed: per state and feature,
             # log U_kd - log(2 pi) / 2 - P_kd (c_d - mu_kd)^2 / 2
@@ -233,7 +243,7 @@ class GaussianEmission:
         conditional moments ``E[x_d] = mu_kd``, ``E[x_d^2] = mu_kd^2 + sigma_kd^2``."""
         Xf, mask = self._filled(X)
         es = self.gaussian.stats_given_resp(
-            ep, Xf, R, total_weight=total_weight, n_rows=X.shape[0]
+            ep, Xf, R, total_weight=total_weight, n_rows=X.shape[0], prep=self._prep(ep)
         )
         if mask is None:
             return es

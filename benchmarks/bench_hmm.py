@@ -4,7 +4,9 @@ Same data, same initial parameters (set as attributes, ``init_params=""``), same
 iterations (``tol=0`` for emkit, ``tol=-inf`` for hmmlearn so it never stops early); reports
 seconds per iteration (whole ``fit`` / iterations, best of ``--repeats``, the repeats of the
 three fits interleaved so that load changes hit them alike) for emkit and for the faster of
-hmmlearn's "log" and "scaling" implementations, and the speed-up. Also the
+hmmlearn's "log" and "scaling" implementations, and the speed-up; "CPU ratio" is the same
+ratio of process CPU time per iteration (all of emkit's threads counted: the speed-up its
+work alone would give on one core, steadier than wall time on a loaded machine). Also the
 forward-backward kernel's time per pass and its arithmetic rate (``6 K^2`` flops per step:
 forward, backward and the transition counts, one multiply-add each) against the machine's
 float64 rate of one core measured in the same run (the larger of a vectorised multiply-add
@@ -69,22 +71,25 @@ def make(lib, kind, ct, k, n_iter, impl="log"):
 
 
 def time_fit(factory, init, X, lengths, n_iter):
-    """Seconds per iteration of one ``fit`` from the given initial parameters."""
+    """``(wall, CPU)`` seconds per iteration of one ``fit`` from the given initial
+    parameters (CPU: the process's, all threads)."""
     est = factory()
     for name, value in init.items():
         setattr(est, name, value)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     est.fit(X, lengths)
-    return (time.perf_counter() - t) / n_iter
+    return (time.perf_counter() - t) / n_iter, (time.process_time() - c) / n_iter
 
 
 def time_side_by_side(factories, init, X, lengths, n_iter, repeats):
-    """Best time per iteration of every factory, the repeats interleaved (round r runs each
-    factory once), so that a change of the machine's load hits all of them alike."""
-    best = {name: np.inf for name in factories}
+    """Best ``(wall, CPU)`` time per iteration of every factory (each the minimum over the
+    repeats), the repeats interleaved (round r runs each factory once), so that a change of
+    the machine's load hits all of them alike."""
+    best = {name: (np.inf, np.inf) for name in factories}
     for _ in range(repeats):
         for name, factory in factories.items():
-            best[name] = min(best[name], time_fit(factory, init, X, lengths, n_iter))
+            w, c = time_fit(factory, init, X, lengths, n_iter)
+            best[name] = (min(best[name][0], w), min(best[name][1], c))
     return best
 
 
@@ -157,7 +162,8 @@ def main():
           " FB: the forward-backward kernel on one thread over all the sequences")
     print(f"# {args.n_iter} iterations, best of {args.repeats}")
     head = (f"{'case':<18} {'N':>7} {'D/V':>4} {'K':>3}  {'hmmlearn s/it':>13} {'(impl)':>8}"
-            f"  {'emkit s/it':>10}  {'speed-up':>8}  {'FB s':>7} {'FB GFLOP/s':>10} {'% peak':>6}")
+            f"  {'emkit s/it':>10}  {'speed-up':>8}  {'CPU ratio':>9}"
+            f"  {'FB s':>7} {'FB GFLOP/s':>10} {'% peak':>6}")
     print(head)
     for name, kind, ct, n_seq, length, d, k in configs:
         X, lengths, init = make_problem(kind, ct, n_seq, length, d, k)
@@ -166,11 +172,11 @@ def main():
         for i in ("log", "scaling"):
             factories[i] = partial(make, "hmmlearn", kind, ct, k, n_iter, i)
         best = time_side_by_side(factories, init, X, lengths, n_iter, args.repeats)
-        t_em = best.pop("emkit")
-        t_hl, impl = min((v, i) for i, v in best.items())
+        (t_em, c_em) = best.pop("emkit")
+        (t_hl, c_hl), impl = min((v, i) for i, v in best.items())
         fb_t, fb_rate = kernel_rate(X, lengths, init, k)
         print(f"{name:<18} {len(X):>7} {d:>4} {k:>3}  {t_hl:>13.4f} {impl:>8}  {t_em:>10.4f}"
-              f"  {t_hl / t_em:>7.1f}x  {fb_t:>7.4f} {fb_rate / 1e9:>10.2f} "
+              f"  {t_hl / t_em:>7.1f}x  {c_hl / c_em:>8.1f}x  {fb_t:>7.4f} {fb_rate / 1e9:>10.2f} "
               f"{100 * fb_rate / peak:>5.1f}%")
 
 

@@ -2,12 +2,16 @@
 
 Same data, same initial parameters (set as attributes, ``init_params=""``), same number of
 iterations (``tol=0`` for emkit, ``tol=-inf`` for hmmlearn so it never stops early); reports
-seconds per iteration (whole ``fit`` / iterations, best of ``--repeats``) for emkit and for the
-faster of hmmlearn's "log" and "scaling" implementations, and the speed-up. Also the
+seconds per iteration (whole ``fit`` / iterations, best of ``--repeats``, the repeats of the
+three fits interleaved so that load changes hit them alike) for emkit and for the faster of
+hmmlearn's "log" and "scaling" implementations, and the speed-up; "CPU ratio" is the same
+ratio of process CPU time per iteration (all of emkit's threads counted: the speed-up its
+work alone would give on one core, steadier than wall time on a loaded machine). Also the
 forward-backward kernel's time per pass and its arithmetic rate (``6 K^2`` flops per step:
 forward, backward and the transition counts, one multiply-add each) against the machine's
-float64 multiply-add rate of one core measured in the same run (a vectorised loop); the
-kernel runs on one thread there (the fit runs blocks of sequences on both cores).
+float64 rate of one core measured in the same run (the larger of a vectorised multiply-add
+loop and a one-thread DGEMM); the kernel runs on one thread there (the fit runs blocks of
+sequences on both cores).
 
     python benchmarks/bench_hmm.py            # the issue's configurations
     python benchmarks/bench_hmm.py --quick    # small, for a smoke test
@@ -66,16 +70,27 @@ def make(lib, kind, ct, k, n_iter, impl="log"):
     return mod.GaussianHMM(k, covariance_type=ct, n_iter=n_iter, init_params="", **kw)
 
 
-def time_fit(factory, init, X, lengths, n_iter, repeats):
-    best = np.inf
+def time_fit(factory, init, X, lengths, n_iter):
+    """``(wall, CPU)`` seconds per iteration of one ``fit`` from the given initial
+    parameters (CPU: the process's, all threads)."""
+    est = factory()
+    for name, value in init.items():
+        setattr(est, name, value)
+    t, c = time.perf_counter(), time.process_time()
+    est.fit(X, lengths)
+    return (time.perf_counter() - t) / n_iter, (time.process_time() - c) / n_iter
+
+
+def time_side_by_side(factories, init, X, lengths, n_iter, repeats):
+    """Best ``(wall, CPU)`` time per iteration of every factory (each the minimum over the
+    repeats), the repeats interleaved (round r runs each factory once), so that a change of
+    the machine's load hits all of them alike."""
+    best = {name: (np.inf, np.inf) for name in factories}
     for _ in range(repeats):
-        est = factory()
-        for name, value in init.items():
-            setattr(est, name, value)
-        t = time.perf_counter()
-        est.fit(X, lengths)
-        best = min(best, time.perf_counter() - t)
-    return best / n_iter
+        for name, factory in factories.items():
+            w, c = time_fit(factory, init, X, lengths, n_iter)
+            best[name] = (min(best[name][0], w), min(best[name][1], c))
+    return best
 
 
 def fma_peak():
@@ -102,6 +117,22 @@ def fma_peak():
     return 2.0 * x.size * n / dt
 
 
+def gemm_peak(n=1000, repeats=3):
+    """float64 GEMM rate (flops/s) of one core: OpenBLAS held to one thread, best of
+    ``repeats`` ``n x n`` products (the practical arithmetic peak of a core)."""
+    from emkit.kernels._parallel import blas_single_thread
+
+    a = np.random.default_rng(0).random((n, n))
+    with blas_single_thread():
+        a @ a
+        best = np.inf
+        for _ in range(repeats):
+            t = time.perf_counter()
+            a @ a
+            best = min(best, time.perf_counter() - t)
+    return 2.0 * n**3 / best
+
+
 def kernel_rate(X, lengths, init, k):
     starts = np.concatenate([[0], np.cumsum(lengths)])
     B = np.random.default_rng(0).random((len(X), k))
@@ -118,28 +149,34 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--n-iter", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--only", default=None,
+                    help="run only the cases whose name contains this (e.g. 'large')")
     args = ap.parse_args()
     configs = QUICK if args.quick else CONFIGS
-    peak = fma_peak()
-    print(f"# float64 multiply-add rate of one core (vector loop): {peak / 1e9:.1f} GFLOP/s;"
+    if args.only:
+        configs = [c for c in configs if args.only in c[0]]
+    loop_rate, gemm_rate = fma_peak(), gemm_peak()
+    peak = max(loop_rate, gemm_rate)
+    print(f"# float64 rate of one core: vector multiply-add loop {loop_rate / 1e9:.1f} GFLOP/s,"
+          f" one-thread DGEMM {gemm_rate / 1e9:.1f} GFLOP/s; '% peak' is against the larger."
           " FB: the forward-backward kernel on one thread over all the sequences")
     print(f"# {args.n_iter} iterations, best of {args.repeats}")
     head = (f"{'case':<18} {'N':>7} {'D/V':>4} {'K':>3}  {'hmmlearn s/it':>13} {'(impl)':>8}"
-            f"  {'emkit s/it':>10}  {'speed-up':>8}  {'FB s':>7} {'FB GFLOP/s':>10} {'% peak':>6}")
+            f"  {'emkit s/it':>10}  {'speed-up':>8}  {'CPU ratio':>9}"
+            f"  {'FB s':>7} {'FB GFLOP/s':>10} {'% peak':>6}")
     print(head)
     for name, kind, ct, n_seq, length, d, k in configs:
         X, lengths, init = make_problem(kind, ct, n_seq, length, d, k)
         n_iter = args.n_iter
-        t_em = time_fit(partial(make, "emkit", kind, ct, k, n_iter), init, X, lengths, n_iter,
-                        args.repeats)
-        t_hl, impl = min(
-            (time_fit(partial(make, "hmmlearn", kind, ct, k, n_iter, i), init, X, lengths,
-                      n_iter, args.repeats), i)
-            for i in ("log", "scaling")
-        )
+        factories = {"emkit": partial(make, "emkit", kind, ct, k, n_iter)}
+        for i in ("log", "scaling"):
+            factories[i] = partial(make, "hmmlearn", kind, ct, k, n_iter, i)
+        best = time_side_by_side(factories, init, X, lengths, n_iter, args.repeats)
+        (t_em, c_em) = best.pop("emkit")
+        (t_hl, c_hl), impl = min((v, i) for i, v in best.items())
         fb_t, fb_rate = kernel_rate(X, lengths, init, k)
         print(f"{name:<18} {len(X):>7} {d:>4} {k:>3}  {t_hl:>13.4f} {impl:>8}  {t_em:>10.4f}"
-              f"  {t_hl / t_em:>7.1f}x  {fb_t:>7.4f} {fb_rate / 1e9:>10.2f} "
+              f"  {t_hl / t_em:>7.1f}x  {c_hl / c_em:>8.1f}x  {fb_t:>7.4f} {fb_rate / 1e9:>10.2f} "
               f"{100 * fb_rate / peak:>5.1f}%")
 
 

@@ -3,6 +3,7 @@ weights, input errors and the estimator conventions."""
 
 import itertools
 import pickle
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -84,6 +85,14 @@ def test_kernels_equal_numpy_twins(dtype):
     L1, L2 = Ld.copy(), Ld.copy()
     np.testing.assert_array_equal(kern.row_max_subtract(L1), kern.row_max_subtract_ref(L2))
     np.testing.assert_array_equal(L1, L2)
+    L1, L2 = Ld.copy(), Ld.copy()
+    L1[3, 1] = L2[3, 1] = L1[3].max() - 800  # exp underflows to 0 (float64 too)
+    np.testing.assert_array_equal(kern.row_max_exp(L1), kern.row_max_exp_ref(L2))
+    assert L1.dtype == dtype and L1[3, 1] == 0
+    np.testing.assert_allclose(L1, L2, rtol=4 * np.finfo(dtype).eps, atol=0)
+    L1 = np.array([[np.nan, 0.0], [-np.inf, 1.0]], dtype=dtype)  # NaN stays NaN
+    np.testing.assert_array_equal(kern.row_max_exp(L1), [np.nan, 1.0])
+    np.testing.assert_array_equal(L1, [[np.nan, np.nan], [0.0, 1.0]])
     x = rng.integers(6, size=50)
     R = rng.random((50, k)).astype(dtype)
     np.testing.assert_allclose(kern.symbol_counts(x, R, 6), kern.symbol_counts_ref(x, R, 6),
@@ -141,6 +150,27 @@ def test_statistics_add_over_sequences():
     np.testing.assert_allclose(total.trans, whole.trans, rtol=1e-12)
     np.testing.assert_allclose(total.emission.sxx, whole.emission.sxx, rtol=1e-12)
     assert total.log_evidence == pytest.approx(whole.log_evidence, rel=1e-12)
+
+
+@pytest.mark.parametrize("cls", ["gaussian", "categorical"])
+def test_posteriors_outlive_e_steps_and_blocks(cls):
+    # the E-step keeps its N x K arrays in per-thread scratch memory; what prediction returns
+    # must not be that memory, and blocks of sequences must agree with one block
+    X, lengths = _gaussian_data() if cls == "gaussian" else _symbols()
+    make = emkit.GaussianHMM if cls == "gaussian" else emkit.CategoricalHMM
+    est = make(3, n_iter=3, random_state=0).fit(X, lengths)
+    p1 = est.predict_proba(X, lengths)
+    keep = p1.copy()
+    est._model_.e_step(est._params_, est._sequences(X[::-1].copy(), lengths[::-1]))
+    p2 = est.predict_proba(X[::-1].copy(), lengths[::-1])
+    np.testing.assert_array_equal(p1, keep)
+    assert not np.shares_memory(p1, p2)
+    seqs = est._sequences(X, lengths)
+    one = est._model_.e_step(est._params_, seqs)[0]
+    small = replace(est._model_, block_rows=30)  # one sequence per block
+    many = small.e_step(est._params_, est._sequences(X, lengths))[0]
+    np.testing.assert_allclose(many.trans, one.trans, rtol=1e-12)
+    assert many.log_evidence == pytest.approx(one.log_evidence, rel=1e-12)
 
 
 # ---------------------------------------------------------------- weights

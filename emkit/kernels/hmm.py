@@ -3,9 +3,10 @@
 The sequences of a block are concatenated row-wise; ``starts`` (S + 1 offsets, ``starts[0] = 0``,
 ``starts[-1] = N``) says where each begins. Emissions come in as ``B[t, k] = exp(L[t, k] - m_t)``,
 the emission densities of step ``t`` divided by their per-step maximum ``m_t`` (so ``max_k B = 1``:
-no underflow, no log-sum-exp in the inner loop; the exponentials are one vectorised NumPy call
-made by the caller). The recursion is the scaled (Rabiner) form: ``c_t`` normalises the forward
-variable at every step, so ``log p(x_{1:T}) = sum_t log c_t + sum_t m_t``.
+no underflow, no log-sum-exp in the inner loop; the caller computes them with
+:func:`row_max_exp`, a vectorised in-line exponential). The recursion is the scaled (Rabiner)
+form: ``c_t`` normalises the forward variable at every step, so
+``log p(x_{1:T}) = sum_t log c_t + sum_t m_t``.
 
 Every Numba kernel here states its NumPy equivalent and has a ``*_ref`` twin, written in log
 space, that the tests compare it with in float32 and float64.
@@ -17,7 +18,12 @@ import numpy as np
 from scipy.special import logsumexp
 
 from .._jit import jit
-from ._rows import row_max_subtract, row_max_subtract_ref  # noqa: F401 (re-exported)
+from ._rows import (  # noqa: F401 (re-exported)
+    row_max_exp,
+    row_max_exp_ref,
+    row_max_subtract,
+    row_max_subtract_ref,
+)
 
 __all__ = [
     "forward_backward",
@@ -184,17 +190,18 @@ _symbol_counts_jit = jit(_symbol_counts)
 
 
 
-def forward_backward(B, starts, startprob, transmat):
+def forward_backward(B, starts, startprob, transmat, out=None):
     """Numba kernel: scaled forward-backward over the sequences of a block.
 
-    ``B`` (N x K, float32 or float64, rows with maximum one), ``starts`` (S + 1 offsets),
-    ``startprob`` (K,), ``transmat`` (K x K). Returns ``(gamma, loglik, trans)``: the state
-    posteriors (N x K, ``B``'s dtype), the per-sequence ``sum_t log c_t`` (S,) and the
+    ``B`` (N x K, float32 or float64, C-contiguous, rows with maximum one), ``starts`` (S + 1
+    offsets), ``startprob`` (K,), ``transmat`` (K x K); ``out``: an optional C-contiguous
+    N x K array of ``B``'s dtype for the posteriors. Returns ``(gamma, loglik, trans)``: the
+    state posteriors (N x K, ``B``'s dtype), the per-sequence ``sum_t log c_t`` (S,) and the
     per-sequence expected transition counts (S x K x K, float64).
     """
     starts = np.ascontiguousarray(starts, dtype=np.int64)
     n_seq, k_all = starts.shape[0] - 1, B.shape[1]
-    gamma = np.empty_like(B)
+    gamma = np.empty_like(B) if out is None else out
     loglik = np.empty(n_seq)
     trans = np.empty((n_seq, k_all, k_all))
     A = np.ascontiguousarray(transmat, dtype=B.dtype)

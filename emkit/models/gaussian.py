@@ -376,7 +376,7 @@ class GaussianModel:
         return nk, sx, sxx
 
     def stats_given_resp(self, params: GaussianParams, X, resp, *, total_weight,
-                         n_rows) -> GaussianStats:
+                         n_rows, prep=None) -> GaussianStats:
         """Statistics of ``X`` for given weighted responsibilities ``resp`` (N x K, sample
         weights already applied), float64.
 
@@ -384,10 +384,11 @@ class GaussianModel:
         ``params``). The path is the E-step's: where :meth:`fast_path_ok` holds, one GEMM of
         the block's features with ``resp`` (statistics about ``center``); otherwise the exact
         per-component pass about ``params.means``. ``log_evidence`` and ``entropy`` are zero:
-        they belong to the model whose posteriors ``resp`` are.
+        they belong to the model whose posteriors ``resp`` are. ``prep``: ``prepare(params)``
+        if the caller has it already.
         """
         n, d = X.shape
-        prep = self.prepare(params)
+        prep = self.prepare(params) if prep is None else prep
         if prep.path == "fast":
             def block(sl):
                 Phi = self._features(X[sl], prep, reuse=True)
@@ -517,9 +518,10 @@ class GaussianModel:
         return 0.0
 
     # ------------------------------------------------------------------ prediction
-    def log_prob(self, params: GaussianParams, X) -> np.ndarray:
-        """``log w_k + log N(x_n | mu_k, Sigma_k)`` for every row (N x K, data dtype)."""
-        prep = self.prepare(params)
+    def log_prob(self, params: GaussianParams, X, prep=None) -> np.ndarray:
+        """``log w_k + log N(x_n | mu_k, Sigma_k)`` for every row (N x K, data dtype);
+        ``prep``: ``prepare(params)`` if the caller has it already."""
+        prep = self.prepare(params) if prep is None else prep
         n, d = X.shape
         out = np.empty((n, params.n_components), dtype=prep.dtype)
 

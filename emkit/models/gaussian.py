@@ -277,12 +277,12 @@ class GaussianModel:
                 Lt = np.matmul(prep.Wt, Phi,
                                out=scratch("gaussian-logp", (prep.Wt.shape[0], Phi.shape[1]),
                                            Phi.dtype))
-                log_norm = kern.normalize_log_prob_t(Lt)
+                # one fused pass: responsibilities times the weights, and log p(x_n)
+                log_norm, _ = kern.softmax_t(Lt, wb, reuse=True)
                 if wb is not None:
-                    Lt *= wb
-                    ll = float(np.dot(wb.astype(np.float64), log_norm.astype(np.float64)))
+                    ll = float(np.dot(wb.astype(np.float64, copy=False), log_norm))
                 else:
-                    ll = float(np.sum(log_norm, dtype=np.float64))
+                    ll = float(np.sum(log_norm))
                 # entropy is sum_n w_n log_norm_n - <W, G>, computed once after the merge
                 return (Phi @ Lt.T).astype(np.float64), ll, 0.0
             Xb = Xb.astype(np.float64, copy=False)

@@ -6,6 +6,7 @@ GEMM rate, the float32 speed-up, memory added by fit, and first-fit latency in a
 
     python benchmarks/bench_gmm.py            # the issue's configurations
     python benchmarks/bench_gmm.py --quick    # small, for a smoke test
+    python benchmarks/bench_gmm.py --calibrate  # E-step cost of each path, fitted model
 """
 
 from __future__ import annotations
@@ -116,11 +117,15 @@ def main(argv=None):
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--calibrate", action="store_true",
+                    help="time both E-step paths over a grid and fit the path cost model")
     ap.add_argument("--predict-only", action="store_true",
                     help="only the prediction table (score_samples, predict_proba)")
     args = ap.parse_args(argv)
     if args.predict_only:
         return predict_table(args)
+    if args.calibrate:
+        return calibrate(args)
     configs = QUICK if args.quick else CONFIGS
     blas = ", ".join(f"{i['internal_api']} {i.get('version')} ({i['num_threads']} threads)"
                      for i in threadpool_info() if i["user_api"] == "blas")
@@ -174,6 +179,69 @@ def main(argv=None):
     t_em = fresh_process_seconds("emkit")
     print(f"import + first fit in a fresh process (warm Numba cache): sklearn {t_sk:.2f} s, "
           f"emkit {t_em:.2f} s, ratio {t_em / t_sk:.2f}")
+
+
+def calibrate(args):
+    """Time one E-step of each path (one thread, BLAS on one thread) over a grid of D and K,
+    fit :func:`emkit.models.gaussian.path_costs`' linear model to it (non-negative least
+    squares on relative error) and print the constants, the measurements and the predictions.
+    """
+    from scipy.optimize import nnls
+
+    from emkit.kernels._parallel import blas_single_thread
+    from emkit.kernels.gaussian import n_features_quad
+    from emkit.models.gaussian import GaussianModel, GaussianParams, cost_features
+
+    rng = np.random.default_rng(0)
+    grids = {
+        "full": [(d, k) for d in (2, 4, 8, 16, 32, 64, 128, 256) for k in (1, 2, 4, 8, 16, 32)],
+        "diag": [(d, k) for d in (2, 8, 32, 128) for k in (1, 4, 16, 64)],
+    }
+    print(f"# calibration: one E-step, 1 thread (thread CPU time), best of {args.repeats}; load "
+          f"{os.getloadavg()[0]:.2f}; seconds per row x 1e9")
+    fitted = {}
+    for ct, grid in grids.items():
+        rows = []
+        for d, k in grid:
+            f = n_features_quad(d, ct)
+            n = int(np.clip(4e7 / (f * max(k, 4) + 40 * d * k), 2000, 200_000))
+            X = rng.normal(size=(n, d))
+            means = X[rng.choice(n, k, replace=False)]
+            cov = (np.tile(np.cov(X.T).reshape(d, d), (k, 1, 1)) if ct == "full"
+                   else np.tile(X.var(0), (k, 1)))
+            params = GaussianParams.from_covariances(np.full(k, 1.0 / k), means, cov, ct)
+            models = {path: GaussianModel(ct, center=X.mean(0), spread=X.std(0), path=path,
+                                          n_threads=1) for path in ("fast", "exact")}
+            t = dict.fromkeys(models, np.inf)
+            with blas_single_thread():
+                for model in models.values():
+                    model.e_step(params, X[:1000])
+                for _ in range(args.repeats):  # alternated, so load changes hit both alike
+                    for path, model in models.items():
+                        # CPU time of this thread (one thread does all the work here): far
+                        # less disturbed by other processes on a shared machine than wall time
+                        t0 = time.thread_time()
+                        model.e_step(params, X)
+                        t[path] = min(t[path], (time.thread_time() - t0) / n)
+            rows.append((d, k, t["fast"], t["exact"]))
+        coef = {}
+        for j, path in enumerate(("fast", "exact")):
+            A = np.array([cost_features(ct, d, k)[path] for d, k, *_ in rows], dtype=float)
+            y = np.array([r[2 + j] for r in rows])
+            coef[path], _ = nnls(A / y[:, None], np.ones(len(y)))
+        fitted[ct] = coef
+        print(f"\nPATH_COST[{ct!r}] = {{'fast': {tuple(float(f'{c:.3g}') for c in coef['fast'])}, "
+              f"'exact': {tuple(float(f'{c:.3g}') for c in coef['exact'])}}}")
+        print(f"{'D':>5}{'K':>4}{'fast ns':>10}{'exact ns':>10}{'model fast':>12}"
+              f"{'model exact':>13}  choice")
+        for d, k, tf, te in rows:
+            feats = cost_features(ct, d, k)
+            pf, pe = (float(np.dot(coef[p], feats[p])) for p in ("fast", "exact"))
+            pick, best = ("fast" if pf < pe else "exact"), ("fast" if tf < te else "exact")
+            loss = (min(tf, te) and max(tf, te) / min(tf, te)) if pick != best else 1.0
+            print(f"{d:>5}{k:>4}{tf * 1e9:>10.0f}{te * 1e9:>10.0f}{pf * 1e9:>12.0f}"
+                  f"{pe * 1e9:>13.0f}  {pick}{'' if pick == best else f' (measured {best} faster, x{loss:.2f})'}")
+    return fitted
 
 
 def predict_table(args):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..kernels import gaussian as kern
+from ..kernels import gaussian_exact as kexact
 from ..kernels._parallel import map_row_blocks, scratch
 from ._common import one_hot
 from .gaussian_params import (
@@ -29,6 +30,9 @@ from .gaussian_params import (
 
 __all__ = [
     "COVARIANCE_TYPES",
+    "PATH_COST",
+    "cost_features",
+    "path_costs",
     "GaussianParams",
     "GaussianStats",
     "GaussianModel",
@@ -49,6 +53,42 @@ LOG_2PI = kern.LOG_2PI
 #: ``s_k = |mu_k - c| + spread`` (spread: the data's per-feature deviation about c). The same
 #: ratio bounds the cancellation in the M-step's ``S / N_k - m m^T`` about c.
 FAST_PATH_MAX_AMPLIFICATION = {np.dtype(np.float64): 1e4, np.dtype(np.float32): 100.0}
+
+
+#: Cost model of the two E-step paths, seconds per row on one thread: ``PATH_COST[family][path]``
+#: dotted with :func:`cost_features`. Fitted (non-negative least squares on relative error)
+#: to one-thread E-step timings over D in 2..256, K in 1..64 by
+#: ``python benchmarks/bench_gmm.py --calibrate`` (see benchmarks/RESULTS.md for the run).
+#: Only the ratio of the two paths' costs matters, so a faster or slower machine shifts both.
+PATH_COST = {
+    "full": {"fast": (2.85e-08, 9.34e-10, 2.56e-10, 2.43e-10), "exact": (2.97e-08, 5.46e-09, 1.02e-10)},
+    "diag": {"fast": (2.13e-08, 1.08e-09, 2.13e-10, 0.0), "exact": (2.9e-08, 2.67e-09)},
+}
+
+
+def cost_features(covariance_type: str, n_features: int, n_components: int) -> dict:
+    """Terms of each path's cost per row: ``{"fast": [...], "exact": [...]}``.
+
+    fast: ``[1, F, F K, F spill]`` (building the ``F`` features, the two ``F x K`` GEMMs,
+    and ``spill`` = 1 when even a 64-row block of features exceeds the 1.5 MB the block size
+    aims at, so they stream from memory); exact, full and tied: ``[K, K D, K D^2]`` (per
+    component: call overheads, the ``B x D`` passes, the triangular product and rank-B
+    update); exact, diag and spherical: ``[K, K D]``.
+    """
+    d, k = n_features, n_components
+    f = kern.n_features_quad(d, covariance_type)
+    spill = 1.0 if f * 64 * 8 > (3 << 19) else 0.0
+    fast = [1.0, f, f * k, f * spill]
+    if covariance_type in ("full", "tied"):
+        return {"fast": fast, "exact": [k, k * d, k * d * d]}
+    return {"fast": fast, "exact": [k, k * d]}
+
+
+def path_costs(covariance_type: str, n_features: int, n_components: int) -> dict:
+    """Modelled seconds per row of an E-step on each path (see :data:`PATH_COST`)."""
+    family = "full" if covariance_type in ("full", "tied") else "diag"
+    feats = cost_features(covariance_type, n_features, n_components)
+    return {p: float(np.dot(PATH_COST[family][p], feats[p])) for p in ("fast", "exact")}
 
 
 def _add_parts(a, b):
@@ -99,7 +139,8 @@ class GaussianModel:
         Precision of the passes over the data (float32 or float64).
     path : {"auto", "fast", "exact"}
         ``"fast"``: blocked two-GEMM form; ``"exact"``: per-component Cholesky; ``"auto"``:
-        fast while its round-off stays within :data:`FAST_PATH_MAX_AMPLIFICATION` of exact.
+        fast where the cost model (:func:`path_costs`) finds it cheaper for the shape and its
+        round-off stays within :data:`FAST_PATH_MAX_AMPLIFICATION` of exact.
     block_size : int, optional
         Rows per block (default: sized so a block's features take about 2 MB).
     n_threads : int, optional
@@ -140,10 +181,22 @@ class GaussianModel:
             a = P * np.sum(s**2, axis=1)
         return float(np.max(a) / d) if np.all(np.isfinite(a)) else np.inf
 
+    def fast_path_cheaper(self, n_features: int, n_components: int) -> bool:
+        """Whether the cost model (:func:`path_costs`) puts the quadratic-feature path below
+        the exact one for this shape. Its ``F = D (D + 1) / 2 + D + 1`` features per row
+        (full, tied) only pay off when enough components share them: at D = 256 the exact
+        path is cheaper for every K up to 32 at least, at D = 16 the fast path from K = 2."""
+        costs = path_costs(self.covariance_type, n_features, n_components)
+        return costs["fast"] < costs["exact"]
+
     def fast_path_ok(self, params: GaussianParams) -> bool:
-        """Whether the blocked quadratic form is accurate enough for ``params``."""
+        """Whether ``"auto"`` takes the blocked quadratic form for ``params``: it must be both
+        accurate enough (:data:`FAST_PATH_MAX_AMPLIFICATION`) and cheaper
+        (:meth:`fast_path_cheaper`), so that auto is never slower than the exact path."""
         if self.path != "auto":
             return self.path == "fast"
+        if not self.fast_path_cheaper(params.n_features, params.n_components):
+            return False
         limit = FAST_PATH_MAX_AMPLIFICATION.get(np.dtype(self.dtype), 100.0)
         return self.amplification(params) <= limit
 
@@ -212,37 +265,19 @@ class GaussianModel:
         """``log w_k + log N(x_n | k)`` for a block (B x K; float64 on the exact path)."""
         if prep.path == "fast":
             return (prep.Wt @ self._features(Xb, prep)).T
-        ct = self.covariance_type
-        k_all = prep.means.shape[0]
-        Xb = Xb.astype(np.float64, copy=False)
-        L = np.empty((Xb.shape[0], k_all))
-        for k in range(k_all):
-            diff = Xb - prep.means[k]
-            if ct == "full":
-                y = diff @ prep.pc[k]
-            elif ct == "tied":
-                y = diff @ prep.pc
-            else:
-                y = diff * prep.pc[k]
-            L[:, k] = -0.5 * np.einsum("ij,ij->i", y, y) + prep.const[k]
-        return L
+        return self._exact_log_prob_t(Xb.astype(np.float64, copy=False), prep).T
+
+    def _exact_log_prob_t(self, Xb, prep, out=None):
+        """The exact path's ``K x B`` log-probabilities of float64 rows ``Xb``."""
+        if out is None:
+            out = np.empty((prep.means.shape[0], Xb.shape[0]))
+        return kexact.chol_log_prob_t(Xb, prep.means, prep.pc, prep.const,
+                                      self.covariance_type, out)
 
     def _stats_about(self, Xb, Rw, shift):
-        """Exact statistics of a block about per-component points ``shift`` (K x D)."""
-        full = self.covariance_type in ("full", "tied")
-        k_all, d = shift.shape
-        nk = Rw.sum(axis=0, dtype=np.float64)
-        sx = np.empty((k_all, d))
-        sxx = np.empty((k_all, d, d) if full else (k_all, d))
-        for k in range(k_all):
-            diff = Xb - shift[k].astype(Xb.dtype)
-            r = Rw[:, k]
-            sx[k] = r @ diff
-            if full:
-                sxx[k] = (diff * r[:, None]).T @ diff
-            else:
-                sxx[k] = r @ (diff * diff)
-        return nk, sx, sxx
+        """Exact statistics of a block about per-component points ``shift`` (K x D);
+        ``Rw``: B x K weighted responsibilities."""
+        return kexact.scatter_about_t(Xb, Rw.T, shift, self.covariance_type)
 
     def _decode(self, G, d):
         """nk, sx, sxx from the fast path's ``R^T Phi`` (K x F)."""
@@ -285,12 +320,19 @@ class GaussianModel:
                     ll = float(np.sum(log_norm))
                 # entropy is sum_n w_n log_norm_n - <W, G>, computed once after the merge
                 return (Phi @ Lt.T).astype(np.float64), ll, 0.0
+            # exact path: K x B log-probabilities in scratch memory, the fused softmax, and
+            # the statistics about each component's mean (blocked BLAS, float64)
             Xb = Xb.astype(np.float64, copy=False)
-            L = self._block_log_prob(Xb, prep)
-            R, _, ll, ent = kern.normalize_log_prob(L, wb)
-            if wb is not None:
-                R *= wb[:, None]
-            return self._stats_about(Xb, R, prep.shift), ll, ent
+            Lt = self._exact_log_prob_t(
+                Xb, prep, scratch("gaussian-logp-exact", (prep.means.shape[0], Xb.shape[0]),
+                                  np.float64))
+            log_norm, ent_rows = kern.softmax_t(Lt, wb, reuse=True)
+            if wb is None:
+                ll, ent = float(np.sum(log_norm)), float(np.sum(ent_rows))
+            else:
+                w64 = wb.astype(np.float64, copy=False)
+                ll, ent = float(np.dot(w64, log_norm)), float(np.dot(w64, ent_rows))
+            return kexact.scatter_about_t(Xb, Lt, prep.shift, self.covariance_type), ll, ent
 
         parts = map_row_blocks(
             block, n, self._block_size(d, prep.path), self.n_threads, combine=_add_parts

@@ -238,9 +238,11 @@ def calibrate(args):
             feats = cost_features(ct, d, k)
             pf, pe = (float(np.dot(coef[p], feats[p])) for p in ("fast", "exact"))
             pick, best = ("fast" if pf < pe else "exact"), ("fast" if tf < te else "exact")
-            loss = (min(tf, te) and max(tf, te) / min(tf, te)) if pick != best else 1.0
+            note = ""
+            if pick != best:
+                note = f" (measured {best} faster, x{max(tf, te) / min(tf, te):.2f})"
             print(f"{d:>5}{k:>4}{tf * 1e9:>10.0f}{te * 1e9:>10.0f}{pf * 1e9:>12.0f}"
-                  f"{pe * 1e9:>13.0f}  {pick}{'' if pick == best else f' (measured {best} faster, x{loss:.2f})'}")
+                  f"{pe * 1e9:>13.0f}  {pick}{note}")
     return fitted
 
 

@@ -61,8 +61,10 @@ FAST_PATH_MAX_AMPLIFICATION = {np.dtype(np.float64): 1e4, np.dtype(np.float32): 
 #: ``python benchmarks/bench_gmm.py --calibrate`` (see benchmarks/RESULTS.md for the run).
 #: Only the ratio of the two paths' costs matters, so a faster or slower machine shifts both.
 PATH_COST = {
-    "full": {"fast": (2.85e-08, 9.34e-10, 2.56e-10, 2.43e-10), "exact": (2.97e-08, 5.46e-09, 1.02e-10)},
-    "diag": {"fast": (2.13e-08, 1.08e-09, 2.13e-10, 0.0), "exact": (2.9e-08, 2.67e-09)},
+    "full": {"fast": (2.85e-08, 9.34e-10, 2.56e-10, 2.43e-10),
+             "exact": (2.97e-08, 5.46e-09, 1.02e-10)},
+    "diag": {"fast": (2.13e-08, 1.08e-09, 2.13e-10, 0.0),
+             "exact": (2.9e-08, 2.67e-09)},
 }
 
 

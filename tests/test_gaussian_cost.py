@@ -106,7 +106,9 @@ def test_wide_data_exact_path_equals_fast_path_and_sklearn(dtype):
         auto = GaussianMixture(**kw, check_monotonic="raise").fit(X)
         fast = _Forced(**kw).fit(X)
         sk = SkGaussianMixture(**kw).fit(X.astype(np.float64))
-    assert auto._model_.prepare(auto._params_).path == "exact"
+    prep = auto._model_.prepare(auto._params_)
+    # taken on cost, not accuracy: in the data's dtype (float32 halves the work)
+    assert prep.path == "exact" and prep.work == dtype
     assert fast._model_.prepare(fast._params_).path == "fast"
     # the fast path in float32 carries float32 round-off; exact works in float64
     tol_fast = 1e-4 if dtype == np.float32 else 1e-8
@@ -116,3 +118,19 @@ def test_wide_data_exact_path_equals_fast_path_and_sklearn(dtype):
         np.testing.assert_allclose(a.covariances_, b.covariances_, rtol=tol, atol=tol)
     assert auto.score(X) == pytest.approx(sk.score(X.astype(np.float64)), rel=1e-8)
     assert auto.score(X) == pytest.approx(fast.score(X), rel=tol_fast)
+
+
+def test_float32_exact_path_for_accuracy_runs_in_float64():
+    """Where the exact path is taken because the quadratic form would lose accuracy, float32
+    data is computed in float64 (the rounding of (x - mu) U in float32 would lose the same
+    digits); the docstring of GaussianModel says so."""
+    rng = np.random.default_rng(0)
+    a = np.r_[rng.normal(-3, 1, 1500), rng.normal(3, 1, 1500)]
+    X = np.c_[a, a + 1e-3 * rng.normal(size=3000), rng.normal(size=3000)].astype(np.float32)
+    gm = GaussianMixture(2, random_state=0, max_iter=20).fit(X)
+    prep = gm._model_.prepare(gm._params_)
+    assert gm._model_.amplification(gm._params_) > 100  # refused on accuracy
+    assert prep.path == "exact" and prep.work == np.float64
+    # forcing "exact" is the float64 reference whatever the shape
+    forced = GaussianModel("full", center=np.zeros(3), dtype=np.dtype(np.float32), path="exact")
+    assert forced.prepare(gm._params_).work == np.float64

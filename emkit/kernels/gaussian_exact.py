@@ -1,6 +1,6 @@
 """The Gaussian mixture's exact path: per-component Cholesky form in blocked BLAS.
 
-For a block of rows ``X`` (``B x D``, float64) and each component ``k``:
+For a block of rows ``X`` (``B x D``) and each component ``k``:
 
 * log-densities: ``y = (x - mu_k) U_k`` and ``log p_k = const_k - |y|^2 / 2``, with ``U_k``
   the upper-triangular precision factor (scikit-learn's ``precisions_cholesky_``). For full
@@ -17,6 +17,13 @@ releases the GIL for the call, so that blocks run in parallel on the row-block t
 NumPy's own products. Below :data:`BLAS3_MIN_FEATURES` features the per-call cost of that
 route exceeds the halved arithmetic and NumPy's general product is used instead (the same
 numbers up to round-off).
+
+The arithmetic is in ``X``'s dtype. The model (:meth:`~emkit.models.gaussian.GaussianModel.
+prepare`) passes float64 rows where the exact path runs for accuracy (ill-conditioned
+covariances or means far from the data's centre: the rounding of ``(x - mu_k) U_k`` in
+float32 would lose the same digits the quadratic form does, so float32 data costs what float64
+does there), and rows of the data's own dtype where it runs only because it is cheaper (wide
+data, few components), so that float32 halves its work as on the fast path.
 
 Each function has a ``*_ref`` NumPy twin that the tests compare it with.
 """
@@ -44,8 +51,10 @@ BLAS3_MIN_FEATURES = 48
 
 _BLAS = {}
 _CHARS = {c: ctypes.c_char(c.encode()) for c in "LUNT"}
-_ONE = ctypes.c_double(1.0)
-_ZERO = ctypes.c_double(0.0)
+_SCALARS = {
+    np.dtype(np.float64): (ctypes.c_double(1.0), ctypes.c_double(0.0), "d"),
+    np.dtype(np.float32): (ctypes.c_float(1.0), ctypes.c_float(0.0), "s"),
+}
 
 
 def _blas(name: str):
@@ -54,7 +63,7 @@ def _blas(name: str):
     if f is None:
         from numba.extending import get_cython_function_address
 
-        nargs = {"dtrmm": 11, "dsyrk": 10}[name]
+        nargs = {"trmm": 11, "syrk": 10}[name[1:]]
         addr = get_cython_function_address("scipy.linalg.cython_blas", name)
         f = _BLAS[name] = ctypes.CFUNCTYPE(None, *[ctypes.c_void_p] * nargs)(addr)
     return f
@@ -65,32 +74,34 @@ def _ref(c):
 
 
 def trmm_upper_right(Y, U) -> None:
-    """``Y[:] = Y @ U`` in place (``Y``: ``B x D`` C-contiguous float64, ``U`` upper
-    triangular ``D x D`` C-contiguous float64), one BLAS ``dtrmm``.
+    """``Y[:] = Y @ U`` in place (``Y``: ``B x D`` C-contiguous, ``U`` upper triangular
+    ``D x D`` C-contiguous, both float64 or both float32), one BLAS ``?trmm``.
 
     In Fortran's column-major view ``Y`` is ``Y^T`` and ``U`` is ``U^T`` (lower), so the call
     is ``Y^T <- U^T Y^T`` (side L, lower, no transpose).
     """
     b, d = Y.shape
+    one, _, prefix = _SCALARS[Y.dtype]
     n_d, n_b = ctypes.c_int(d), ctypes.c_int(b)
-    _blas("dtrmm")(
+    _blas(prefix + "trmm")(
         _ref("L"), _ref("L"), _ref("N"), _ref("N"), ctypes.byref(n_d), ctypes.byref(n_b),
-        ctypes.byref(_ONE), U.ctypes.data, ctypes.byref(n_d), Y.ctypes.data, ctypes.byref(n_d),
+        ctypes.byref(one), U.ctypes.data, ctypes.byref(n_d), Y.ctypes.data, ctypes.byref(n_d),
     )
 
 
 def syrk_t(Z, out) -> None:
-    """``out[:] = Z^T Z`` (``Z``: ``B x D`` C-contiguous float64; ``out``: ``D x D``
-    C-contiguous float64), one BLAS ``dsyrk`` then the other triangle copied.
+    """``out[:] = Z^T Z`` (``Z``: ``B x D`` C-contiguous; ``out``: ``D x D`` C-contiguous, of
+    ``Z``'s dtype, float64 or float32), one BLAS ``?syrk`` then the other triangle copied.
 
     Column-major, ``Z`` is ``Z^T`` and ``Z^T (Z^T)^T = Z^T Z``: no transpose; the triangle
     BLAS calls upper is the C-order lower one.
     """
     b, d = Z.shape
+    one, zero, prefix = _SCALARS[Z.dtype]
     n_d, n_b = ctypes.c_int(d), ctypes.c_int(b)
-    _blas("dsyrk")(
-        _ref("U"), _ref("N"), ctypes.byref(n_d), ctypes.byref(n_b), ctypes.byref(_ONE),
-        Z.ctypes.data, ctypes.byref(n_d), ctypes.byref(_ZERO), out.ctypes.data,
+    _blas(prefix + "syrk")(
+        _ref("U"), _ref("N"), ctypes.byref(n_d), ctypes.byref(n_b), ctypes.byref(one),
+        Z.ctypes.data, ctypes.byref(n_d), ctypes.byref(zero), out.ctypes.data,
         ctypes.byref(n_d),
     )
     iu = np.triu_indices(d, 1)
@@ -98,18 +109,19 @@ def syrk_t(Z, out) -> None:
 
 
 def _diff(X, point, name="gaussian-exact-diff"):
-    """``X - point`` in this thread's scratch memory (``B x D`` float64)."""
-    out = scratch(name, X.shape, np.float64)
-    np.subtract(X, point, out=out)
+    """``X - point`` in this thread's scratch memory (``B x D``, ``X``'s dtype)."""
+    out = scratch(name, X.shape, X.dtype)
+    np.subtract(X, point.astype(X.dtype, copy=False), out=out)
     return out
 
 
 def chol_log_prob_t(X, means, pc, const, covariance_type, out) -> np.ndarray:
     """``out[k, n] = const[k] - |(x_n - mu_k) U_k|^2 / 2`` (``K x B``), exact path.
 
-    ``X``: ``B x D`` float64; ``pc``: scikit-learn's ``precisions_cholesky_`` for
-    ``covariance_type``; ``const``: per-component constants. NumPy equivalent:
-    :func:`chol_log_prob_t_ref`.
+    ``X``: ``B x D``; ``pc``: scikit-learn's ``precisions_cholesky_`` for
+    ``covariance_type``; ``const``: per-component constants. The arithmetic is in ``X``'s
+    dtype (float64, or float32 where the caller found that accurate enough); ``means`` and
+    ``pc`` are rounded to it, ``out`` is of it. NumPy equivalent: :func:`chol_log_prob_t_ref`.
     """
     k_all, d = means.shape
     full = covariance_type in ("full", "tied")
@@ -117,13 +129,13 @@ def chol_log_prob_t(X, means, pc, const, covariance_type, out) -> np.ndarray:
     for k in range(k_all):
         y = _diff(X, means[k])
         if full:
-            u = pc if covariance_type == "tied" else pc[k]
+            u = np.ascontiguousarray(pc if covariance_type == "tied" else pc[k], dtype=X.dtype)
             if blas3:
-                trmm_upper_right(y, np.ascontiguousarray(u))
+                trmm_upper_right(y, u)
             else:
-                y = np.matmul(y, u, out=scratch("gaussian-exact-y", y.shape, np.float64))
+                y = np.matmul(y, u, out=scratch("gaussian-exact-y", y.shape, X.dtype))
         else:
-            y *= pc[k]
+            y *= np.asarray(pc[k], dtype=X.dtype)
         np.einsum("ij,ij->i", y, y, out=out[k])
         out[k] *= -0.5
         out[k] += const[k]
@@ -151,7 +163,8 @@ def scatter_about_t(X, Rt, shift, covariance_type):
     ``Rt``: ``K x B`` non-negative weights (responsibilities times sample weights);
     ``nk[k] = sum_n Rt[k, n]``, ``sx[k] = Rt[k] @ (X - s_k)``, and ``sxx[k]`` the weighted
     scatter ``(X - s_k)^T diag(Rt[k]) (X - s_k)`` (full and tied) or its diagonal (diag and
-    spherical). float64. NumPy equivalent: :func:`scatter_about_t_ref`.
+    spherical). Sums over the block in ``X``'s dtype (``Rt`` of the same), results float64.
+    NumPy equivalent: :func:`scatter_about_t_ref`.
     """
     full = covariance_type in ("full", "tied")
     k_all, d = shift.shape
@@ -161,18 +174,23 @@ def scatter_about_t(X, Rt, shift, covariance_type):
     sxx = np.empty((k_all, d, d) if full else (k_all, d))
     for k in range(k_all):
         diff = _diff(X, shift[k])
-        r = np.asarray(Rt[k], dtype=np.float64)
-        np.matmul(r, diff, out=sx[k])
+        r = np.asarray(Rt[k], dtype=X.dtype)
+        sx[k] = r @ diff
         if not full:
             diff *= diff
-            np.matmul(r, diff, out=sxx[k])
+            sxx[k] = r @ diff
         elif blas3:
             diff *= np.sqrt(r)[:, None]
-            syrk_t(diff, sxx[k])
+            if X.dtype == np.float64:
+                syrk_t(diff, sxx[k])
+            else:
+                buf = scratch("gaussian-exact-sxx", (d, d), X.dtype)
+                syrk_t(diff, buf)
+                sxx[k] = buf
         else:
             z = np.multiply(diff, r[:, None], out=scratch("gaussian-exact-y", diff.shape,
-                                                          np.float64))
-            np.matmul(z.T, diff, out=sxx[k])
+                                                          X.dtype))
+            sxx[k] = z.T @ diff
     return nk, sx, sxx
 
 

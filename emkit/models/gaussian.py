@@ -121,6 +121,7 @@ class _Prepared:
     pc: np.ndarray | None = None         # exact path: precisions_cholesky, float64
     const: np.ndarray | None = None      # exact path: log w_k + log det U_k - D/2 log 2 pi
     shift: np.ndarray | None = None      # exact path: float64 copy of ``means``
+    work: np.dtype = np.dtype(np.float64)  # exact path: dtype of its arithmetic
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,11 @@ class GaussianModel:
     path : {"auto", "fast", "exact"}
         ``"fast"``: blocked two-GEMM form; ``"exact"``: per-component Cholesky; ``"auto"``:
         fast where the cost model (:func:`path_costs`) finds it cheaper for the shape and its
-        round-off stays within :data:`FAST_PATH_MAX_AMPLIFICATION` of exact.
+        round-off stays within :data:`FAST_PATH_MAX_AMPLIFICATION` of exact. The exact path
+        computes in float64 where it is taken for accuracy (whatever the data's dtype: in
+        float32, ``(x - mu_k) U_k`` rounds away the same digits on the same ill-conditioned
+        covariances, so float32 data is no faster there than float64) and in the data's dtype
+        where it is taken for cost; ``"exact"`` forces it, in float64 (the reference).
     block_size : int, optional
         Rows per block (default: sized so a block's features take about 2 MB).
     n_threads : int, optional
@@ -191,28 +196,42 @@ class GaussianModel:
         costs = path_costs(self.covariance_type, n_features, n_components)
         return costs["fast"] < costs["exact"]
 
+    def _choice(self, params: GaussianParams) -> tuple[str, np.dtype]:
+        """``(path, dtype of its arithmetic)`` for ``params`` (see :meth:`fast_path_ok`)."""
+        dtype = np.dtype(self.dtype)
+        if self.path == "fast":
+            return "fast", dtype
+        if self.path == "exact":
+            return "exact", np.dtype(np.float64)  # the reference: float64 always
+        limit = FAST_PATH_MAX_AMPLIFICATION.get(dtype, 100.0)
+        if self.amplification(params) > limit:
+            # the rounded quadratic form would lose accuracy in the data's dtype, and so would
+            # (x - mu) U in float32 (the same ill-conditioning): exact, in float64
+            return "exact", np.dtype(np.float64)
+        if self.fast_path_cheaper(params.n_features, params.n_components):
+            return "fast", dtype
+        # accurate in the data's dtype but dearer than the exact path (wide data, few
+        # components): the exact path, in the data's dtype (float32 halves its work)
+        return "exact", dtype
+
     def fast_path_ok(self, params: GaussianParams) -> bool:
         """Whether ``"auto"`` takes the blocked quadratic form for ``params``: it must be both
         accurate enough (:data:`FAST_PATH_MAX_AMPLIFICATION`) and cheaper
         (:meth:`fast_path_cheaper`), so that auto is never slower than the exact path."""
-        if self.path != "auto":
-            return self.path == "fast"
-        if not self.fast_path_cheaper(params.n_features, params.n_components):
-            return False
-        limit = FAST_PATH_MAX_AMPLIFICATION.get(np.dtype(self.dtype), 100.0)
-        return self.amplification(params) <= limit
+        return self._choice(params)[0] == "fast"
 
     def prepare(self, params: GaussianParams) -> _Prepared:
         dtype = np.dtype(self.dtype)
         c = self._center(params.n_features)
         const = params.log_constants() - 0.5 * params.n_features * LOG_2PI
-        if self.fast_path_ok(params):
+        path, work = self._choice(params)
+        if path == "fast":
             W = self._coefficients(params, c, const)
             return _Prepared("fast", dtype, c.astype(dtype), Wt=np.ascontiguousarray(W.T))
-        # the exact path is the reference: it works in float64 whatever the data's dtype
         return _Prepared(
-            "exact", dtype, c.astype(dtype), means=params.means,
-            pc=params.precisions_cholesky, const=const, shift=params.means,
+            "exact", dtype, c.astype(dtype), means=params.means.astype(work),
+            pc=params.precisions_cholesky.astype(work), const=const, shift=params.means,
+            work=work,
         )
 
     def _coefficients(self, params, c, const):
@@ -267,12 +286,12 @@ class GaussianModel:
         """``log w_k + log N(x_n | k)`` for a block (B x K; float64 on the exact path)."""
         if prep.path == "fast":
             return (prep.Wt @ self._features(Xb, prep)).T
-        return self._exact_log_prob_t(Xb.astype(np.float64, copy=False), prep).T
+        return self._exact_log_prob_t(Xb.astype(prep.work, copy=False), prep).T
 
     def _exact_log_prob_t(self, Xb, prep, out=None):
-        """The exact path's ``K x B`` log-probabilities of float64 rows ``Xb``."""
+        """The exact path's ``K x B`` log-probabilities of rows ``Xb`` (in ``prep.work``)."""
         if out is None:
-            out = np.empty((prep.means.shape[0], Xb.shape[0]))
+            out = np.empty((prep.means.shape[0], Xb.shape[0]), dtype=prep.work)
         return kexact.chol_log_prob_t(Xb, prep.means, prep.pc, prep.const,
                                       self.covariance_type, out)
 
@@ -323,11 +342,11 @@ class GaussianModel:
                 # entropy is sum_n w_n log_norm_n - <W, G>, computed once after the merge
                 return (Phi @ Lt.T).astype(np.float64), ll, 0.0
             # exact path: K x B log-probabilities in scratch memory, the fused softmax, and
-            # the statistics about each component's mean (blocked BLAS, float64)
-            Xb = Xb.astype(np.float64, copy=False)
+            # the statistics about each component's mean (blocked BLAS, in prep.work)
+            Xb = Xb.astype(prep.work, copy=False)
             Lt = self._exact_log_prob_t(
                 Xb, prep, scratch("gaussian-logp-exact", (prep.means.shape[0], Xb.shape[0]),
-                                  np.float64))
+                                  prep.work))
             log_norm, ent_rows = kern.softmax_t(Lt, wb, reuse=True)
             if wb is None:
                 ll, ent = float(np.sum(log_norm)), float(np.sum(ent_rows))

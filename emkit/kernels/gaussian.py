@@ -205,8 +205,8 @@ def _softmax_t(Lt, w, log_norm, ent_rows, sbuf, pbuf, kbuf):
     no branch and no call, so that LLVM vectorises it: NumPy's float64 ``exp`` has a SIMD form
     only for AVX-512 and costs 10 ns an element on this AVX2 machine; the in-line exp about 1 ns
     and the whole softmax 3.3 ns an element (K = 16, one thread). Entries more than 708 below
-    their column's maximum give exactly 0. ``sbuf``, ``pbuf`` and ``kbuf`` are float64 scratch of length B.
-    Arithmetic is float64 whatever ``Lt``'s dtype.
+    their column's maximum give exactly 0. ``sbuf``, ``pbuf`` and ``kbuf`` are float64
+    scratch of length B. Arithmetic is float64 whatever ``Lt``'s dtype.
     """
     k, b = Lt.shape
     kbits = kbuf.view(np.int64)

@@ -51,6 +51,41 @@ def test_columnwise_softmax_equals_scipy(dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k, b", [(1, 7), (3, 50), (16, 301)])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_fused_softmax_equals_scipy(dtype, k, b, weighted):
+    """The fused kernel (in-line exp) against SciPy's logsumexp and NumPy's exp, including
+    entries far below their column's maximum (exactly 0 responsibility past -708)."""
+    rng = np.random.default_rng(k + b)
+    L = (rng.normal(size=(k, b)) * 40).astype(dtype)
+    L[-1, :5] = L[0, :5] - np.array([700.0, 707.9, 708.1, 750.0, 1e4])  # around the floor
+    w = rng.uniform(0.1, 2.0, size=b) if weighted else None
+    L64 = L.astype(np.float64)
+    ref_lse = logsumexp(L64, axis=0)
+    ref_r = np.exp(L64 - ref_lse)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ref_ent = -np.sum(np.where(ref_r > 0, ref_r * np.log(ref_r), 0.0), axis=0)
+    out = L.copy()
+    lse, ent = kern.softmax_t(out, w)
+    assert out.dtype == dtype and lse.dtype == np.float64
+    np.testing.assert_allclose(lse, ref_lse, rtol=1e-15, atol=1e-13)
+    np.testing.assert_allclose(ent, ref_ent, rtol=1e-12, atol=1e-13)
+    ref_out = ref_r if w is None else ref_r * w
+    # exp(a) for |a| up to ~700 is as exact as a itself: relative error |a| eps
+    tol = 4e-7 if dtype == np.float32 else 1e-12
+    # subnormal results keep only absolute accuracy; past the floor 0 (error < 1e-307)
+    tiny = float(np.finfo(dtype).tiny) if dtype == np.float32 else 1e-300
+    np.testing.assert_allclose(out, ref_out.astype(dtype), rtol=tol, atol=tiny)
+    if k > 1:
+        assert out[-1, 2] == 0 and out[-1, 3] == 0  # past the floor: exactly 0
+    # the NumPy twin gives the same
+    twin = L.copy()
+    t_lse, t_ent = kern.normalize_log_prob_t_ref(twin, w)
+    np.testing.assert_allclose(lse, t_lse, rtol=1e-14, atol=1e-13)
+    np.testing.assert_allclose(out, twin, rtol=tol, atol=tiny)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_normalize_log_prob_equals_scipy(dtype):
     rng = np.random.default_rng(0)
     L = (rng.normal(size=(40, 5)) * 30).astype(dtype)

@@ -91,6 +91,17 @@ class GaussianMixture(GaussianMixtureBase):
     n_features_in_ : int
     feature_names_in_ : ndarray
         Only when ``X`` had string feature names.
+
+    Notes
+    -----
+    Each E-step takes one of two kernels (:class:`emkit.models.gaussian.GaussianModel`): a
+    quadratic-feature form (two GEMMs of width ``D (D + 1) / 2`` for full covariances) where
+    it is accurate and a measured cost model finds it cheaper, otherwise the per-component
+    Cholesky form (blocked triangular BLAS), so wide data with few components runs the latter.
+    float32 data is computed in float32 on either kernel, except where the Cholesky form is
+    taken for accuracy (ill-conditioned covariances, means far from the data's centre): there
+    it runs in float64, because float32 would round away the digits that made the
+    quadratic-feature form unsafe, so such float32 fits cost what float64 ones do.
     """
 
     def __init__(

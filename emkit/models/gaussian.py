@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..kernels import gaussian as kern
+from ..kernels import gaussian_exact as kexact
 from ..kernels._parallel import map_row_blocks, scratch
 from ..kernels._rows import unit_weights
 from ._common import one_hot
@@ -30,6 +31,9 @@ from .gaussian_params import (
 
 __all__ = [
     "COVARIANCE_TYPES",
+    "PATH_COST",
+    "cost_features",
+    "path_costs",
     "GaussianParams",
     "GaussianStats",
     "GaussianModel",
@@ -50,6 +54,44 @@ LOG_2PI = kern.LOG_2PI
 #: ``s_k = |mu_k - c| + spread`` (spread: the data's per-feature deviation about c). The same
 #: ratio bounds the cancellation in the M-step's ``S / N_k - m m^T`` about c.
 FAST_PATH_MAX_AMPLIFICATION = {np.dtype(np.float64): 1e4, np.dtype(np.float32): 100.0}
+
+
+#: Cost model of the two E-step paths, seconds per row on one thread: ``PATH_COST[family][path]``
+#: dotted with :func:`cost_features`. Fitted (non-negative least squares on relative error)
+#: to one-thread E-step timings over D in 2..256, K in 1..64 by
+#: ``python benchmarks/bench_gmm.py --calibrate`` (see benchmarks/RESULTS.md for the run).
+#: Only the ratio of the two paths' costs matters, so a faster or slower machine shifts both.
+PATH_COST = {
+    "full": {"fast": (2.85e-08, 9.34e-10, 2.56e-10, 2.43e-10),
+             "exact": (2.97e-08, 5.46e-09, 1.02e-10)},
+    "diag": {"fast": (2.13e-08, 1.08e-09, 2.13e-10, 0.0),
+             "exact": (2.9e-08, 2.67e-09)},
+}
+
+
+def cost_features(covariance_type: str, n_features: int, n_components: int) -> dict:
+    """Terms of each path's cost per row: ``{"fast": [...], "exact": [...]}``.
+
+    fast: ``[1, F, F K, F spill]`` (building the ``F`` features, the two ``F x K`` GEMMs,
+    and ``spill`` = 1 when even a 64-row block of features exceeds the 1.5 MB the block size
+    aims at, so they stream from memory); exact, full and tied: ``[K, K D, K D^2]`` (per
+    component: call overheads, the ``B x D`` passes, the triangular product and rank-B
+    update); exact, diag and spherical: ``[K, K D]``.
+    """
+    d, k = n_features, n_components
+    f = kern.n_features_quad(d, covariance_type)
+    spill = 1.0 if f * 64 * 8 > (3 << 19) else 0.0
+    fast = [1.0, f, f * k, f * spill]
+    if covariance_type in ("full", "tied"):
+        return {"fast": fast, "exact": [k, k * d, k * d * d]}
+    return {"fast": fast, "exact": [k, k * d]}
+
+
+def path_costs(covariance_type: str, n_features: int, n_components: int) -> dict:
+    """Modelled seconds per row of an E-step on each path (see :data:`PATH_COST`)."""
+    family = "full" if covariance_type in ("full", "tied") else "diag"
+    feats = cost_features(covariance_type, n_features, n_components)
+    return {p: float(np.dot(PATH_COST[family][p], feats[p])) for p in ("fast", "exact")}
 
 
 def _add_parts(a, b):
@@ -80,6 +122,7 @@ class _Prepared:
     pc: np.ndarray | None = None         # exact path: precisions_cholesky, float64
     const: np.ndarray | None = None      # exact path: log w_k + log det U_k - D/2 log 2 pi
     shift: np.ndarray | None = None      # exact path: float64 copy of ``means``
+    work: np.dtype = np.dtype(np.float64)  # exact path: dtype of its arithmetic
 
 
 @dataclass(frozen=True)
@@ -100,7 +143,12 @@ class GaussianModel:
         Precision of the passes over the data (float32 or float64).
     path : {"auto", "fast", "exact"}
         ``"fast"``: blocked two-GEMM form; ``"exact"``: per-component Cholesky; ``"auto"``:
-        fast while its round-off stays within :data:`FAST_PATH_MAX_AMPLIFICATION` of exact.
+        fast where the cost model (:func:`path_costs`) finds it cheaper for the shape and its
+        round-off stays within :data:`FAST_PATH_MAX_AMPLIFICATION` of exact. The exact path
+        computes in float64 where it is taken for accuracy (whatever the data's dtype: in
+        float32, ``(x - mu_k) U_k`` rounds away the same digits on the same ill-conditioned
+        covariances, so float32 data is no faster there than float64) and in the data's dtype
+        where it is taken for cost; ``"exact"`` forces it, in float64 (the reference).
     block_size : int, optional
         Rows per block (default: sized so a block's features take about 2 MB).
     n_threads : int, optional
@@ -141,24 +189,50 @@ class GaussianModel:
             a = P * np.sum(s**2, axis=1)
         return float(np.max(a) / d) if np.all(np.isfinite(a)) else np.inf
 
+    def fast_path_cheaper(self, n_features: int, n_components: int) -> bool:
+        """Whether the cost model (:func:`path_costs`) puts the quadratic-feature path below
+        the exact one for this shape. Its ``F = D (D + 1) / 2 + D + 1`` features per row
+        (full, tied) only pay off when enough components share them: at D = 256 the exact
+        path is cheaper for every K up to 32 at least, at D = 16 the fast path from K = 2."""
+        costs = path_costs(self.covariance_type, n_features, n_components)
+        return costs["fast"] < costs["exact"]
+
+    def _choice(self, params: GaussianParams) -> tuple[str, np.dtype]:
+        """``(path, dtype of its arithmetic)`` for ``params`` (see :meth:`fast_path_ok`)."""
+        dtype = np.dtype(self.dtype)
+        if self.path == "fast":
+            return "fast", dtype
+        if self.path == "exact":
+            return "exact", np.dtype(np.float64)  # the reference: float64 always
+        limit = FAST_PATH_MAX_AMPLIFICATION.get(dtype, 100.0)
+        if self.amplification(params) > limit:
+            # the rounded quadratic form would lose accuracy in the data's dtype, and so would
+            # (x - mu) U in float32 (the same ill-conditioning): exact, in float64
+            return "exact", np.dtype(np.float64)
+        if self.fast_path_cheaper(params.n_features, params.n_components):
+            return "fast", dtype
+        # accurate in the data's dtype but dearer than the exact path (wide data, few
+        # components): the exact path, in the data's dtype (float32 halves its work)
+        return "exact", dtype
+
     def fast_path_ok(self, params: GaussianParams) -> bool:
-        """Whether the blocked quadratic form is accurate enough for ``params``."""
-        if self.path != "auto":
-            return self.path == "fast"
-        limit = FAST_PATH_MAX_AMPLIFICATION.get(np.dtype(self.dtype), 100.0)
-        return self.amplification(params) <= limit
+        """Whether ``"auto"`` takes the blocked quadratic form for ``params``: it must be both
+        accurate enough (:data:`FAST_PATH_MAX_AMPLIFICATION`) and cheaper
+        (:meth:`fast_path_cheaper`), so that auto is never slower than the exact path."""
+        return self._choice(params)[0] == "fast"
 
     def prepare(self, params: GaussianParams) -> _Prepared:
         dtype = np.dtype(self.dtype)
         c = self._center(params.n_features)
         const = params.log_constants() - 0.5 * params.n_features * LOG_2PI
-        if self.fast_path_ok(params):
+        path, work = self._choice(params)
+        if path == "fast":
             W = self._coefficients(params, c, const)
             return _Prepared("fast", dtype, c.astype(dtype), Wt=np.ascontiguousarray(W.T))
-        # the exact path is the reference: it works in float64 whatever the data's dtype
         return _Prepared(
-            "exact", dtype, c.astype(dtype), means=params.means,
-            pc=params.precisions_cholesky, const=const, shift=params.means,
+            "exact", dtype, c.astype(dtype), means=params.means.astype(work),
+            pc=params.precisions_cholesky.astype(work), const=const, shift=params.means,
+            work=work,
         )
 
     def _coefficients(self, params, c, const):
@@ -213,37 +287,19 @@ class GaussianModel:
         """``log w_k + log N(x_n | k)`` for a block (B x K; float64 on the exact path)."""
         if prep.path == "fast":
             return (prep.Wt @ self._features(Xb, prep)).T
-        ct = self.covariance_type
-        k_all = prep.means.shape[0]
-        Xb = Xb.astype(np.float64, copy=False)
-        L = np.empty((Xb.shape[0], k_all))
-        for k in range(k_all):
-            diff = Xb - prep.means[k]
-            if ct == "full":
-                y = diff @ prep.pc[k]
-            elif ct == "tied":
-                y = diff @ prep.pc
-            else:
-                y = diff * prep.pc[k]
-            L[:, k] = -0.5 * np.einsum("ij,ij->i", y, y) + prep.const[k]
-        return L
+        return self._exact_log_prob_t(Xb.astype(prep.work, copy=False), prep).T
+
+    def _exact_log_prob_t(self, Xb, prep, out=None):
+        """The exact path's ``K x B`` log-probabilities of rows ``Xb`` (in ``prep.work``)."""
+        if out is None:
+            out = np.empty((prep.means.shape[0], Xb.shape[0]), dtype=prep.work)
+        return kexact.chol_log_prob_t(Xb, prep.means, prep.pc, prep.const,
+                                      self.covariance_type, out)
 
     def _stats_about(self, Xb, Rw, shift):
-        """Exact statistics of a block about per-component points ``shift`` (K x D)."""
-        full = self.covariance_type in ("full", "tied")
-        k_all, d = shift.shape
-        nk = Rw.sum(axis=0, dtype=np.float64)
-        sx = np.empty((k_all, d))
-        sxx = np.empty((k_all, d, d) if full else (k_all, d))
-        for k in range(k_all):
-            diff = Xb - shift[k].astype(Xb.dtype)
-            r = Rw[:, k]
-            sx[k] = r @ diff
-            if full:
-                sxx[k] = (diff * r[:, None]).T @ diff
-            else:
-                sxx[k] = r @ (diff * diff)
-        return nk, sx, sxx
+        """Exact statistics of a block about per-component points ``shift`` (K x D);
+        ``Rw``: B x K weighted responsibilities."""
+        return kexact.scatter_about_t(Xb, Rw.T, shift, self.covariance_type)
 
     def _decode(self, G, d):
         """nk, sx, sxx from the fast path's ``R^T Phi`` (K x F)."""
@@ -280,23 +336,29 @@ class GaussianModel:
                 Lt = np.matmul(prep.Wt, Phi,
                                out=scratch("gaussian-logp", (prep.Wt.shape[0], Phi.shape[1]),
                                            Phi.dtype))
-                log_norm = kern.normalize_log_prob_t(Lt)
+                # one fused pass: responsibilities times the weights, and log p(x_n)
+                log_norm, _ = kern.softmax_t(Lt, wb, reuse=True)
                 if wb is not None:
-                    Lt *= wb
-                    ll = float(np.dot(wb, log_norm.astype(np.float64)))
+                    ll = float(np.dot(wb, log_norm))
                 else:
-                    ll = float(np.sum(log_norm, dtype=np.float64))
+                    ll = float(np.sum(log_norm))
                 # entropy is sum_n w_n log_norm_n - <W, G>, computed once after the merge
                 G = (Phi @ Lt.T).astype(np.float64)
                 if s != 1.0:
                     G *= s
                 return G, ll * s, 0.0
-            Xb = Xb.astype(np.float64, copy=False)
-            L = self._block_log_prob(Xb, prep)
-            R, _, ll, ent = kern.normalize_log_prob(L, wb)
-            if wb is not None:
-                R *= wb[:, None]
-            stats = self._stats_about(Xb, R, prep.shift)
+            # exact path: K x B log-probabilities in scratch memory, the fused softmax, and
+            # the statistics about each component's mean (blocked BLAS, in prep.work)
+            Xb = Xb.astype(prep.work, copy=False)
+            Lt = self._exact_log_prob_t(
+                Xb, prep, scratch("gaussian-logp-exact", (prep.means.shape[0], Xb.shape[0]),
+                                  prep.work))
+            log_norm, ent_rows = kern.softmax_t(Lt, wb, reuse=True)
+            if wb is None:
+                ll, ent = float(np.sum(log_norm)), float(np.sum(ent_rows))
+            else:
+                ll, ent = float(np.dot(wb, log_norm)), float(np.dot(wb, ent_rows))
+            stats = kexact.scatter_about_t(Xb, Lt, prep.shift, self.covariance_type)
             if s != 1.0:
                 for a in stats:
                     a *= s

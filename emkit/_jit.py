@@ -20,8 +20,12 @@ import numba
 __all__ = ["jit"]
 
 
-def jit(func=None, *, parallel: bool = False, fastmath: bool = False):
-    """Compile ``func`` with emkit's standard options (see the module docstring)."""
+def jit(func=None, *, parallel: bool = False, fastmath: bool = False, inline: str = "never"):
+    """Compile ``func`` with emkit's standard options (see the module docstring).
+
+    ``inline="always"``: a small scalar helper inlined into its callers at Numba's IR level,
+    so that a loop calling it stays one loop body that LLVM can vectorise.
+    """
 
     def wrap(f):
         return numba.njit(
@@ -30,6 +34,7 @@ def jit(func=None, *, parallel: bool = False, fastmath: bool = False):
             parallel=parallel,
             fastmath=fastmath,
             error_model="numpy",
+            inline=inline,
         )(f)
 
     return wrap if func is None else wrap(func)

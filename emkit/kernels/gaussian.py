@@ -32,6 +32,7 @@ import math
 import numpy as np
 
 from .._jit import jit
+from ._exp import EXP_MIN, exp_split, pow2_from_bits
 
 __all__ = [
     "col_max_subtract",
@@ -126,17 +127,6 @@ def _col_max_subtract(L):
     return mx
 
 
-#: exp(a) = 2^m p(r), m = round(a / log 2), r = a - m log 2 (Cody-Waite split of log 2, as
-#: fdlibm), |r| <= log(2) / 2. ``_ROUND`` = 1.5 * 2^52 + 1023: adding it rounds ``a / log 2`` to
-#: an integer held in the low mantissa bits of the sum, already biased for the exponent field.
-_LOG2E = 1.4426950408889634
-_LN2_HI = 6.93147180369123816490e-01
-_LN2_LO = 1.90821492927058770002e-10
-_ROUND = 6755399441055744.0 + 1023.0
-#: below this exp(a) is subnormal or zero: the kernel returns 0 there (|error| < 1e-307)
-_EXP_MIN = -708.0
-
-
 def _row_max(row, mx):
     """``mx = np.maximum(mx, row)`` (1-D)."""
     for r in range(row.shape[0]):
@@ -145,36 +135,19 @@ def _row_max(row, mx):
 
 
 def _row_exp_parts(row, mx, pb, kb):
-    """The two factors of ``exp(row - mx)``: ``pb = p(x)`` and, in ``kb``, ``a / log 2``
-    rounded and biased in the low mantissa bits (see :func:`_softmax_t`)."""
+    """The two factors of ``exp(row - mx)`` (:func:`~emkit.kernels._exp.exp_split`): ``pb``
+    the polynomial and ``kb`` the biased power of two in its low mantissa bits."""
     for r in range(row.shape[0]):
         a = float(row[r]) - mx[r]
-        a = a if a > _EXP_MIN else _EXP_MIN
-        kd = a * _LOG2E + _ROUND
-        m = kd - _ROUND
-        x = (a - m * _LN2_HI) - m * _LN2_LO
-        # Taylor polynomial of degree 12 in Estrin's form (short dependency chains)
-        x2 = x * x
-        x4 = x2 * x2
-        p03 = (1.0 + x) + x2 * (1.0 / 2 + x * (1.0 / 6))
-        p47 = (1.0 / 24 + x * (1.0 / 120)) + x2 * (1.0 / 720 + x * (1.0 / 5040))
-        p8c = ((1.0 / 40320 + x * (1.0 / 362880))
-               + x2 * (1.0 / 3628800 + x * (1.0 / 39916800))) + x4 * (1.0 / 479001600)
-        pb[r] = (p03 + x4 * p47) + (x4 * x4) * p8c
-        kb[r] = kd
-
-
-def _shift_exponent(kbits):
-    """Move the biased integer in the low bits into the exponent field: ``kb = 2^m``."""
-    for r in range(kbits.shape[0]):
-        kbits[r] = kbits[r] << 52
+        live = not (a < EXP_MIN)  # NaN stays live and propagates, as in the SciPy twin
+        pb[r], kb[r] = exp_split(a if live else EXP_MIN)
 
 
 def _row_exp_accumulate(row, mx, pb, kb, sb, en):
     """``row = e = exp(row - mx)`` (0 below the floor), ``sb += e``, ``en += e (row - mx)``."""
     for r in range(row.shape[0]):
         a = float(row[r]) - mx[r]
-        live = a > _EXP_MIN
+        live = not (a < EXP_MIN)
         e = pb[r] * kb[r] if live else 0.0
         ac = a if live else 0.0
         sb[r] += e
@@ -218,7 +191,7 @@ def _softmax_t(Lt, w, log_norm, ent_rows, sbuf, pbuf, kbuf):
     ent_rows[:] = 0.0
     for j in range(k):
         _row_exp_parts_jit(Lt[j], mx, pbuf, kbuf)
-        _shift_exponent_jit(kbits)
+        pow2_from_bits(kbits)
         _row_exp_accumulate_jit(Lt[j], mx, pbuf, kbuf, sbuf, ent_rows)
     weighted = w.shape[0] > 0
     for r in range(b):
@@ -238,7 +211,6 @@ _col_max_subtract_jit = jit(_col_max_subtract)
 #: split of log 2, and ``nnan``/``ninf`` do not hold for log-probabilities.
 _row_max_jit = jit(_row_max)
 _row_exp_parts_jit = jit(_row_exp_parts, fastmath={"contract"})
-_shift_exponent_jit = jit(_shift_exponent)
 _row_exp_accumulate_jit = jit(_row_exp_accumulate, fastmath={"contract"})
 _row_scale_jit = jit(_row_scale)
 _softmax_t_jit = jit(_softmax_t, fastmath={"contract"})

@@ -46,6 +46,7 @@ from scipy import sparse
 from scipy.special import gammaln, psi
 
 from .._jit import jit
+from ._exp import EXP_MIN, exp_split, pow2_from_bits
 
 __all__ = [
     "digamma",
@@ -247,14 +248,6 @@ def _doc_e_step(indptr, indices, data, weights, expElogbetaT, alpha, gamma, docs
         doc_bound[d] = words + ent
 
 
-#: exp(a) = 2^n exp(r), r = a - n log 2 (Cody-Waite split of log 2, as fdlibm), |r| <= log(2) / 2
-_LOG2E = 1.4426950408889634
-_LN2_HI = 6.93147180369123816490e-01
-_LN2_LO = 1.90821492927058770002e-10
-#: below this exp(a) is subnormal or zero; the vector form returns 0 there (|error| < 1e-307)
-_EXP_MIN = -708.0
-
-
 def _exp_digamma_vec(x, out, bits):
     """``out[k] = exp(digamma(x[k]))`` for all ``k``, in a form that vectorises over ``k``.
 
@@ -265,10 +258,10 @@ def _exp_digamma_vec(x, out, bits):
     ``exp(psi(x)) = y exp(-1/(2y) - series - corr)``: one ``exp``, no ``log``. No branch and no
     call, so that LLVM vectorises the loop (Numba's ``math.exp`` is a scalar call): every lane
     computes ``corr`` at ``min(x, 6)`` as a ratio of products (pairwise, one division) and
-    selects it; ``exp`` is in-line (range reduction to ``|r| <= log(2)/2``, degree-13 Taylor
-    polynomial, the power of two written into the exponent bits of ``bits``, an int64 scratch
-    array of the same length as ``x``). Measured on the benchmark corpus (K = 20, padded to
-    24 lanes): about 55 ns per document iteration against about 240 ns for the scalar form.
+    selects it; ``exp`` is :mod:`emkit.kernels._exp`'s in-line one (the power of two built in
+    ``bits``, an int64 scratch array of the same length as ``x``). Measured on the benchmark
+    corpus (K = 20, padded to 24 lanes): about 55 ns per document iteration against about
+    240 ns for the scalar form.
     ``x`` is float32 or float64; the arithmetic is float64.
     """
     n = x.shape[0]
@@ -294,16 +287,11 @@ def _exp_digamma_vec(x, out, bits):
         t = f * (-1.0 / 12 + f * (1.0 / 120 + f * (-1.0 / 252 + f * (
             1.0 / 240 + f * (-1.0 / 132 + f * (691.0 / 32760 + f * (-1.0 / 12)))))))
         a = t - 0.5 * inv - (corr if small else 0.0)
-        live = a >= _EXP_MIN
-        a = a if live else _EXP_MIN
-        m = math.floor(a * _LOG2E + 0.5)
-        r = (a - m * _LN2_HI) - m * _LN2_LO
-        e = 1.0 + r * (1.0 + r * (1.0 / 2 + r * (1.0 / 6 + r * (1.0 / 24 + r * (
-            1.0 / 120 + r * (1.0 / 720 + r * (1.0 / 5040 + r * (1.0 / 40320 + r * (
-                1.0 / 362880 + r * (1.0 / 3628800 + r * (1.0 / 39916800 + r * (
-                    1.0 / 479001600 + r * (1.0 / 6227020800)))))))))))))
-        bits[k] = (np.int64(m) + 1023) << 52
-        out[k] = s * e if live else 0.0
+        live = not (a < EXP_MIN)
+        p, kd = exp_split(a if live else EXP_MIN)
+        scale[k] = kd
+        out[k] = s * p if live else 0.0
+    pow2_from_bits(bits)
     for k in range(n):
         out[k] = out[k] * scale[k]
 

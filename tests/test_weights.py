@@ -201,6 +201,23 @@ def test_gaussian_hmm_float32_sequence_weights_as_float64(scale):
 
 
 @pytest.mark.parametrize("scale", SCALES)
+def test_gaussian_hmm_float32_per_row_weights_as_float64(scale):
+    """Per-row weights (tempered emissions) stay float64 on float32 data: the weighted
+    log-densities are formed in float64 (a float32 product overflows near 1e38)."""
+    X, _ = _blobs()
+    lengths = [30] * 10
+    w = np.random.default_rng(3).uniform(0.5, 2.0, size=X.shape[0]) * scale
+    kw = dict(n_components=2, random_state=0, n_iter=5, tol=0.0)
+    ref = GaussianHMM(**kw).fit(X, lengths, sample_weight=w)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        got = GaussianHMM(**kw).fit(X.astype(np.float32), lengths, sample_weight=w)
+    assert np.all(np.isfinite(got.means_)) and np.all(np.isfinite(got.transmat_))
+    np.testing.assert_allclose(got.means_, ref.means_, atol=1e-4)
+    np.testing.assert_allclose(got.transmat_, ref.transmat_, atol=1e-5)
+
+
+@pytest.mark.parametrize("scale", SCALES)
 def test_dask_float32_weights_as_float64(scale):
     da = pytest.importorskip("dask.array")
     X, w = _blobs()

@@ -433,11 +433,15 @@ def _emission_scaled(emission, params, X, reuse=False):
 
 
 def _weighted_log_prob(emission, params, X, weights):
-    """Emission log-densities (N x K) times the per-observation ``weights`` (if any)."""
+    """Emission log-densities (N x K) times the per-observation ``weights`` (if any), and the
+    dtype of the unweighted ones. Weighted: float64, as the weights stay (a float32 product
+    would overflow to -inf for weights near 1e38, or a log-density times a weight beyond
+    3.4e38)."""
     L = emission.log_prob(params.emission, X)
+    dtype = L.dtype
     if weights is not None:
-        L = L * weights.astype(L.dtype)[:, None]
-    return L
+        L = np.asarray(L, dtype=np.float64) * np.asarray(weights, dtype=np.float64)[:, None]
+    return L, dtype
 
 
 def _forward_backward(emission, params, X, starts, weights=None, reuse=False):
@@ -455,8 +459,9 @@ def _forward_backward(emission, params, X, starts, weights=None, reuse=False):
     if weights is None:
         B, mx = _emission_scaled(emission, params, X, reuse)
     else:
-        B = np.ascontiguousarray(_weighted_log_prob(emission, params, X, weights))
-        mx = kern.row_max_exp(B)  # in place: B is this call's own array
+        B, dtype = _weighted_log_prob(emission, params, X, weights)
+        mx = kern.row_max_exp(B)  # in place: B is this call's own (float64) array
+        B = B.astype(dtype, copy=False)  # scaled emissions in [0, 1]: the data's dtype
     out = scratch("hmm-gamma", B.shape, B.dtype) if reuse else None
     gamma, ll, trans = kern.forward_backward(B, starts, params.startprob, params.transmat,
                                              out=out)
@@ -468,7 +473,7 @@ def _forward_backward(emission, params, X, starts, weights=None, reuse=False):
     for s in np.flatnonzero(~ok):
         a, b = int(starts[s]), int(starts[s + 1])
         wb = None if weights is None else weights[a:b]
-        L = np.asarray(_weighted_log_prob(emission, params, X[a:b], wb), dtype=np.float64)
+        L = np.asarray(_weighted_log_prob(emission, params, X[a:b], wb)[0], dtype=np.float64)
         g, l, t = kern.forward_backward_log(L, np.array([0, b - a]), params.startprob,
                                             params.transmat)
         gamma[a:b], ll[s], trans[s] = g, l[0], t[0]

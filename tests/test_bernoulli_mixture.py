@@ -345,11 +345,9 @@ def test_float32_is_kept_and_follows_the_float64_iterates(alpha, sparse):
 def test_alpha_keeps_unseen_patterns_finite():
     X = np.array([[1, 0, 0], [1, 1, 0], [0, 1, 0], [1, 1, 0]], dtype=float)
     unseen = np.array([[0, 0, 1]], dtype=float)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        ml = BernoulliMixture(1, alpha=0.0).fit(X)
-    # log(1/4) + log(1/4) + log(0), floored at log(2**-1022)
-    assert ml.score_samples(unseen)[0] == pytest.approx(2 * np.log(0.25) - 1022 * np.log(2))
+    ml = BernoulliMixture(1, alpha=0.0).fit(X)
+    # log(1/4) + log(1/4) + log(0): the sample is impossible under the fitted model
+    assert ml.score_samples(unseen)[0] == -np.inf
     smoothed = BernoulliMixture(1).fit(X)  # default alpha=1
     # add-one rule: (S + 1) / (N + 2) with column sums S = [3, 3, 0], N = 4
     np.testing.assert_allclose(smoothed.means_[0], [4 / 6, 4 / 6, 1 / 6])
@@ -457,24 +455,87 @@ def test_warm_start_with_different_n_components_is_a_clear_error():
         BernoulliMixture(2, alpha=np.inf).fit(X)
 
 
-def test_log_floor_belongs_to_the_fit_not_to_the_prediction_dtype():
-    """alpha=0 lets a mean be exactly 0; its floored log is the same for every dtype.
+def test_impossible_sample_scores_minus_inf_and_has_no_posterior():
+    """alpha=0 lets a mean be exactly 0: a 1 there has probability 0, in every dtype and format.
 
-    Textbook value: one class, means = column frequencies; an unseen pattern [0, 0, 1] has
-    log p = log(1 - 3/4) + log(1 - 3/4) + floor, with floor = log(2**-1022), the log of the
-    smallest normal float64, whatever the dtype of the fit or of the data scored.
+    Textbook values: one class, means = column frequencies [3/4, 3/4, 0]; the unseen pattern
+    [0, 0, 1] has log p = log(1/4) + log(1/4) + log(0) = -inf. The fit floors log 0 at
+    log(2**-1022) to keep its arithmetic finite; the floor never reaches a prediction
+    (it used to: the row scored -711.2).
     """
     X = np.array([[1, 0, 0], [1, 1, 0], [0, 1, 0], [1, 1, 0]], dtype=float)
-    unseen = np.array([[0, 0, 1]], dtype=float)
+    unseen = np.array([[0, 0, 1], [1, 0, 0]], dtype=float)
     for dtype in (np.float32, np.float64):
         bm = BernoulliMixture(1, alpha=0.0).fit(X.astype(dtype))
-        expected = 2 * np.log(0.25) - 1022 * np.log(2)
         for Xu in (unseen, unseen.astype(np.float32), sp.csr_matrix(unseen),
                    sp.csr_matrix(unseen.astype(np.float32))):
-            assert bm.score_samples(Xu)[0] == pytest.approx(expected, rel=1e-6)
+            got = bm.score_samples(Xu)
+            assert got[0] == -np.inf
+            assert got[1] == pytest.approx(np.log(0.75 * 0.25), rel=1e-6)
+            assert bm.score(Xu) == -np.inf
+            assert bm.bic(Xu) == np.inf
+            np.testing.assert_array_equal(bm.predict_proba(Xu), [[1.0], [1.0]])
+            np.testing.assert_array_equal(bm.predict(Xu), [0, 0])
         # the bound on the training data is the log-likelihood (no row needs the floor)
         ll = np.sum(np.log(np.where(X == 1, [0.75, 0.75, 0.0], [0.25, 0.25, 1.0])))
         assert bm.lower_bound_ * 4 == pytest.approx(ll, rel=1e-6)
+        assert bm.score(X) * 4 == pytest.approx(ll, rel=1e-6)
+
+
+def _eps_posterior(weights, means, Y, eps):
+    """Textbook posterior with every probability of exactly 0 replaced by ``eps``."""
+    p1 = np.where(means == 0, eps, np.where(means == 1, 1 - eps, means))
+    logs = np.where(Y[:, None, :] == 1, np.log(p1), np.log1p(-p1)).sum(axis=2)
+    L = np.log(weights) + logs
+    return np.exp(L - logsumexp(L, axis=1, keepdims=True))
+
+
+def test_sample_impossible_under_some_or_all_components():
+    """Two classes with exact zeros (alpha=0), rows possible under one class or under none.
+
+    References: the textbook mixture density with log(0) = -inf, written plainly; and for the
+    posterior, the textbook posterior with each zero probability read as ``eps``, in the limit
+    ``eps -> 0`` (here 1e-12 and 1e-14, which agree to 1e-10).
+    """
+    X = np.array([[1, 1, 0], [1, 0, 0], [0, 0, 1], [0, 1, 1]] * 5, dtype=float)
+    bm = BernoulliMixture(2, alpha=0.0, random_state=0).fit(X)
+    assert np.any(bm.means_ == 0) and np.any(bm.means_ == 1)
+    Y = np.array([[1, 1, 1], [0, 1, 1], [1, 0, 0], [0, 0, 0], [1, 1, 0]], dtype=float)
+    with np.errstate(divide="ignore"):
+        log_mu, log1m = np.log(bm.means_), np.log1p(-bm.means_)
+        L = np.log(bm.weights_) + np.where(Y[:, None, :] == 1, log_mu, log1m).sum(axis=2)
+    ll = logsumexp(L, axis=1)
+    assert np.isneginf(ll).sum() == 2 and np.isfinite(ll).sum() == 3
+    for Yin in (Y, sp.csr_matrix(Y)):
+        got = bm.score_samples(Yin)
+        np.testing.assert_array_equal(np.isneginf(got), np.isneginf(ll))
+        ok = np.isfinite(ll)
+        np.testing.assert_allclose(got[ok], ll[ok], rtol=1e-12)
+        proba = bm.predict_proba(Yin)
+        np.testing.assert_allclose(proba[ok], np.exp(L[ok] - ll[ok, None]), rtol=1e-12, atol=0)
+        assert np.all(np.sum(proba[ok] == 0, axis=1) == 1)  # the impossible component: 0
+        limit = _eps_posterior(bm.weights_, bm.means_, Y, 1e-14)
+        np.testing.assert_allclose(_eps_posterior(bm.weights_, bm.means_, Y, 1e-12), limit,
+                                   atol=1e-10)
+        np.testing.assert_allclose(proba, limit, atol=1e-10)
+        np.testing.assert_array_equal(bm.predict(Yin), np.argmax(limit, axis=1))
+
+
+def test_undefined_log_density_is_still_refused():
+    """Only a true -inf (an impossible sample) passes; NaN and +inf name the row, and so
+    does a posterior left undefined."""
+    X, _ = _binary(n=50, d=4, k=2)
+    bm = BernoulliMixture(2, random_state=0).fit(X)
+    R = np.full((3, 2), 0.5)
+    for bad in (np.nan, np.inf):
+        with pytest.raises(ValueError, match="Row 11 of X has a non-finite"):
+            bm._defined(slice(10, 13), R, np.array([0.0, bad, -np.inf]), density_only=True)
+    log_norm = np.array([0.0, -1.0, -np.inf])
+    assert bm._defined(slice(0, 3), R, log_norm, density_only=True) is R
+    assert bm._defined(slice(0, 3), R, log_norm) is R
+    R[2] = np.nan
+    with pytest.raises(ValueError, match="Row 2 of X has probability 0 .* undefined"):
+        bm._defined(slice(0, 3), R, log_norm)
 
 
 def test_float32_sparse_input_to_a_float64_fit_computes_in_float64():

@@ -244,6 +244,9 @@ class BernoulliMixture(BaseEMMixture):
     :meth:`bic` / :meth:`aic` are built on them.
     """
 
+    #: with alpha=0 a mean can be exactly 0 or 1, and a sample can have probability 0
+    _zero_density_possible = True
+
     def __init__(
         self,
         n_components=1,
@@ -373,15 +376,60 @@ class BernoulliMixture(BaseEMMixture):
         Returns
         -------
         ndarray of shape (n_samples,)
+            ``-inf`` for a sample of probability 0: with ``alpha=0`` a mean can be exactly 0
+            (or 1), and a sample with a 1 (or a 0) in that feature is impossible under that
+            component; if it is under every component, its log-likelihood is ``-inf``. (The
+            fit floors ``log 0`` at -708.4 to keep its arithmetic finite; predictions do not.)
         """
         return super().score_samples(X)
+
+    def _normalised_chunks(self, X):
+        """The shared prediction chunks, with the posterior of every row that is impossible
+        under every component (``log p = -inf``, 0 / 0 there) set to its limit
+        (:meth:`~emkit.models.bernoulli.BernoulliModel.limit_log_prob`)."""
+        Xv = None
+        for rows, R, log_norm in super()._normalised_chunks(X):
+            bad = np.isneginf(log_norm)
+            if np.any(bad):
+                if Xv is None:  # rare: validate again to reach those rows
+                    Xv = self._validate_predict_X(X)
+                idx = rows.start + np.flatnonzero(bad)
+                L = self._model_for(Xv).limit_log_prob(self._params_, Xv[idx])
+                L -= L.max(axis=1, keepdims=True)
+                np.exp(L, out=L)
+                R[bad] = L / L.sum(axis=1, keepdims=True)
+            yield rows, R, log_norm
+
+    def predict_proba(self, X):
+        """Posterior probability of each component for each sample.
+
+        A component under which a sample is impossible (a 1 where its mean is exactly 0, or
+        a 0 where it is exactly 1, possible with ``alpha=0``) gets probability 0. A sample
+        impossible under *every* component (its :meth:`score_samples` is ``-inf``) has no
+        posterior by Bayes' rule (0 / 0); it gets the limit of the posterior as the zero
+        probabilities shrink together to 0 (read each as the same small ``eps``,
+        ``eps -> 0``): the components under which it has the fewest impossible features,
+        weighted as usual by their weights and the likelihood of its other features. That
+        is what the fit does with such rows too (it floors ``log 0`` at -708.4), and
+        :meth:`predict` picks the most probable of them.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_components)
+        """
+        return super().predict_proba(X)
 
     def score(self, X, y=None, sample_weight=None):
         """Weighted mean log-likelihood per sample, ``log p(x | theta)``, without the prior.
 
         With ``alpha > 0``, ``lower_bound_`` is this (on the training data) plus the log prior
         of the means divided by the number of samples; ``score`` is the one to compare models
-        and held-out data with.
+        and held-out data with. It is ``-inf`` if a sample (of positive weight) is impossible
+        under the model (see :meth:`score_samples`).
         """
         return super().score(X, y, sample_weight)
 

@@ -116,23 +116,42 @@ def _row_keys(X):
     return keys
 
 
+def _csr_from_keys(keys, n_features, dtype):
+    """The canonical CSR matrix of rows given by their :func:`_row_keys`: sorted column
+    indices, no explicit zeros, data 1 in ``dtype``, index dtype set by the shape alone."""
+    index_dtype = np.int32 if n_features < 2**31 else np.int64
+    cols = [np.frombuffer(key, dtype=np.int64) for key in keys]
+    indptr = np.zeros(len(cols) + 1, dtype=index_dtype)
+    np.cumsum([c.size for c in cols], out=indptr[1:])
+    indices = np.concatenate(cols).astype(index_dtype) if cols else np.empty(0, index_dtype)
+    return sp.csr_matrix(
+        (np.ones(indices.size, dtype=dtype), indices, indptr), shape=(len(cols), n_features)
+    )
+
+
 def _distinct_patterns(X, sample_weight):
-    """The weighted empirical distribution of ``X``: distinct rows in a canonical order.
+    """The weighted empirical distribution of ``X``: distinct rows in a canonical form.
 
     Returns ``(Xu, wu)``: the distinct rows with positive weight, sorted by their bit pattern,
-    and their total weights (counts when ``sample_weight`` is None). The initialisation runs
-    on these, so a fit depends on the data only through the weighted empirical distribution:
-    it is the same whatever the row order, and integer weights are the same as repeated rows
-    (scikit-learn's ``check_sample_weight_equivalence``). It also makes the initialisation
-    cheap on latent class data, which have few distinct response patterns.
+    as a canonical CSR matrix (:func:`_csr_from_keys`) whatever the format of ``X``, and their
+    total weights (counts when ``sample_weight`` is None). The initialisation runs on these,
+    so a fit depends on the data only through the weighted empirical distribution: it is the
+    same whatever the row order, integer weights are the same as repeated rows
+    (scikit-learn's ``check_sample_weight_equivalence``), and dense and sparse copies of the
+    same data give the same initialisation bit for bit (scikit-learn's KMeans, given a dense
+    and a CSR copy of the same points, can break ties differently, so the format is fixed
+    here; CSR because a sparse ``X`` must not be densified, and KMeans measured no slower on
+    it: 0.06 s vs 0.09 s on the 1797 binarised digits, 6.5 s vs 8.5 s on 40000 x 784). It
+    also makes the initialisation cheap on latent class data, which have few distinct
+    response patterns.
     """
     n = X.shape[0]
     w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, np.float64)
     keep = np.flatnonzero(w > 0)
     keys = _row_keys(X[keep] if keep.size < n else X)
-    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-    wu = np.bincount(inverse.ravel(), weights=w[keep], minlength=first.size)
-    return X[keep[first]], wu.astype(X.dtype)
+    ukeys, inverse = np.unique(keys, return_inverse=True)
+    wu = np.bincount(inverse.ravel(), weights=w[keep], minlength=ukeys.size)
+    return _csr_from_keys(ukeys, X.shape[1], X.dtype), wu.astype(X.dtype)
 
 
 class BernoulliMixture(BaseEMMixture):
@@ -344,7 +363,10 @@ class BernoulliMixture(BaseEMMixture):
             return BernoulliParams(self._weights_init, self._means_init)
         Xu, wu = _distinct_patterns(X, sample_weight)
         if Xu.shape[0] < self.n_components:  # too few distinct patterns: use the rows
-            Xu, wu = X, sample_weight
+            w = None if sample_weight is None else np.asarray(sample_weight, np.float64)
+            keep = np.arange(X.shape[0]) if w is None else np.flatnonzero(w > 0)
+            Xu = _csr_from_keys(_row_keys(X[keep]), X.shape[1], X.dtype)
+            wu = None if w is None else w[keep].astype(X.dtype)
         assignments = initial_assignments(
             Xu, self.n_components, self.init_params, wu, random_state
         )

@@ -28,6 +28,9 @@ sums). The fit adds ``floor * M`` (:func:`log_floor`), keeping every log-probabi
 prediction puts ``-inf`` where ``M > 0`` (:func:`add_floor_counts`). Putting the floor
 (-708) into ``W`` and ``c`` instead, as before, made float32 passes cancel terms of size 708
 (``log mu - log(1 - mu)`` against ``sum log(1 - mu)``) and lose ``708 eps`` per such feature.
+Means near 1 but below it still cancel so, with terms of at most 37 (``-log(1 - mu)`` for
+the largest float64 below 1); that error only perturbs the responsibilities, which moves
+the bound by its square (the bound itself is computed from the statistics in float64).
 
 Precision of the statistics: ``N_k - S_kd`` (the weighted count of zeros) enters the bound
 times ``log(1 - mu_kd)``, up to 708 in size. Float32 sums of ``S_kd`` carry ``eps * N_k`` of

@@ -522,7 +522,8 @@ def test_sample_impossible_under_some_or_all_components():
     ``eps -> 0`` (here 1e-12 and 1e-14, which agree to 1e-10).
     """
     X = np.array([[1, 1, 0], [1, 0, 0], [0, 0, 1], [0, 1, 1]] * 5, dtype=float)
-    bm = BernoulliMixture(2, alpha=0.0, random_state=0).fit(X)
+    # hard k-means starts: the two classes' means are exactly 0 and 1 in two features
+    bm = BernoulliMixture(2, alpha=0.0, init_params="kmeans", random_state=0).fit(X)
     assert np.any(bm.means_ == 0) and np.any(bm.means_ == 1)
     Y = np.array([[1, 1, 1], [0, 1, 1], [1, 0, 0], [0, 0, 0], [1, 1, 0]], dtype=float)
     with np.errstate(divide="ignore"):

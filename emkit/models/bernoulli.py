@@ -116,6 +116,10 @@ class _Prepared:
     zero_weight: np.ndarray  # K, bool: components of weight exactly 0
 
 
+#: dense float32: columns with a mean above this get their zeros summed directly
+#: (see :mod:`emkit.kernels.bernoulli`, precision of the statistics)
+_COMPLEMENT_ABOVE = 7 / 8
+
 #: target non-zeros per CSR block, and the cap on the per-block D x K accumulators (bytes)
 _CSR_BLOCK_NNZ = 1 << 16
 _CSR_ACCUMULATOR_BYTES = 1 << 26
@@ -166,7 +170,7 @@ class BernoulliModel:
             counts = kern.FloorCounts(cols, z1[cols].sum(axis=1).astype(self.dtype))
         complement = None
         if np.dtype(self.dtype) == np.float32:
-            complement = np.flatnonzero((params.means > 0.5).any(axis=0))
+            complement = np.flatnonzero((params.means > _COMPLEMENT_ABOVE).any(axis=0))
         return _Prepared(np.ascontiguousarray(W, dtype=self.dtype), c, counts, complement,
                          params.weights <= 0)
 

@@ -158,16 +158,22 @@ class BernoulliModel:
         """
         log_mu, log1m = params.logs()
         floor = kern.log_floor()
-        z0, z1 = log_mu <= floor, log1m <= floor
-        fin_mu, fin_1m = np.where(z0, 0.0, log_mu), np.where(z1, 0.0, log1m)
-        W = (fin_mu - fin_1m).T
-        c = (params.log_weights() + fin_1m.sum(axis=1)).astype(self.dtype)
         counts = None
-        cols = np.flatnonzero(z0.any(axis=1) | z1.any(axis=1))
+        # floored logs: log(mu) <= floor iff mu <= tiny; log(1 - mu) <= floor iff mu == 1
+        means = params.means
+        cols = np.flatnonzero(
+            ((means <= np.finfo(np.float64).tiny) | (means >= 1.0)).any(axis=1)
+        )
         if cols.size:
-            Z = (z0[cols].astype(np.float64) - z1[cols]).T
-            W = np.hstack([W, Z])
-            counts = kern.FloorCounts(cols, z1[cols].sum(axis=1).astype(self.dtype))
+            z0, z1 = log_mu[cols] <= floor, log1m[cols] <= floor
+            log_mu, log1m = log_mu.copy(), log1m.copy()
+            log_mu[cols] = np.where(z0, 0.0, log_mu[cols])
+            log1m[cols] = np.where(z1, 0.0, log1m[cols])
+            counts = kern.FloorCounts(cols, z1.sum(axis=1).astype(self.dtype))
+        W = (log_mu - log1m).T
+        c = (params.log_weights() + log1m.sum(axis=1)).astype(self.dtype)
+        if counts is not None:
+            W = np.hstack([W, (z0.astype(np.float64) - z1).T])
         complement = None
         if np.dtype(self.dtype) == np.float32:
             complement = np.flatnonzero((params.means > _COMPLEMENT_ABOVE).any(axis=0))
@@ -282,12 +288,13 @@ class BernoulliModel:
         objective they sum to (the entropy cancels part of the log-likelihood terms).
         """
         log_mu, log1m = params.logs()
-        nk = np.abs(stats.nk)
-        zeros = np.abs(stats.nk[:, None] - stats.sx)
+        nk, sx = stats.nk, stats.sx
+        # each sum has terms of one sign (logs <= 0, 0 <= S_kd <= N_k up to round-off), so
+        # its absolute value is the sum of the absolute values; no K x D temporaries
         total = (
-            np.dot(nk, np.abs(params.log_weights()))
-            + np.sum(np.abs(stats.sx) * np.abs(log_mu))
-            + np.sum(zeros * np.abs(log1m))
+            abs(np.dot(nk, params.log_weights()))
+            + abs(np.vdot(sx, log_mu))
+            + abs(np.dot(nk, log1m.sum(axis=1)) - np.vdot(sx, log1m))
         )
         ev = stats.log_evidence
         return float(

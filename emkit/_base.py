@@ -507,8 +507,8 @@ class BaseEMMixture(OnlineEMMixin, DensityMixin, BaseEM):
             L -= mx[:, None]
             np.exp(L, out=L)
             total = L.sum(axis=1)
-            L /= total[:, None]
-            with np.errstate(divide="ignore"):
+            with np.errstate(divide="ignore", invalid="ignore"):  # such a row: 0 / 0, log 0
+                L /= total[:, None]
                 yield rows, L, np.log(total) + mx
 
     def score_samples(self, X):
@@ -521,7 +521,7 @@ class BaseEMMixture(OnlineEMMixin, DensityMixin, BaseEM):
             return self._lazy(self.score_samples, X)
         parts = []
         for rows, R, log_norm in self._normalised_chunks(X):
-            self._defined(rows, R, log_norm)
+            self._defined(rows, R, log_norm, density_only=True)
             parts.append(log_norm)
         return np.concatenate(parts)
 
@@ -537,12 +537,25 @@ class BaseEMMixture(OnlineEMMixin, DensityMixin, BaseEM):
         sw = check_sample_weight(sample_weight, ll[:, None])
         return float(np.average(ll, weights=sw))
 
-    @staticmethod
-    def _defined(rows, R, log_norm):
-        """``R``, or a ValueError where a row's density cannot be computed: huge values
-        (``|x|`` near 1e154 squares to infinity) overflow every component's log-density, so
-        the result would be a silent NaN."""
+    #: whether the fitted model can give a sample probability exactly 0, so that a
+    #: log-density of -inf is a value (an impossible sample), not an overflow; such a model
+    #: supplies the posterior of those rows itself (in ``_normalised_chunks``)
+    _zero_density_possible = False
+
+    def _defined(self, rows, R, log_norm, *, density_only=False):
+        """``R``, or a ValueError naming the first row whose result is undefined.
+
+        NaN or +inf log-densities, and -inf where the model gives every sample a positive
+        density, come from values that overflow the model's arithmetic (``|x|`` near 1e154
+        squares to infinity), which would otherwise be a silent NaN. Where the model can give
+        a sample probability 0 (``_zero_density_possible``), -inf is that sample's true
+        log-density and passes; its posterior must then be finite too, unless only the
+        density is asked for (``density_only``, ``score_samples``).
+        """
+        impossible = np.isneginf(log_norm) if self._zero_density_possible else None
         bad = ~np.isfinite(log_norm)
+        if impossible is not None:
+            bad &= ~impossible
         if np.any(bad):
             row = rows.start + int(np.flatnonzero(bad)[0])
             raise ValueError(
@@ -550,6 +563,14 @@ class BaseEMMixture(OnlineEMMixin, DensityMixin, BaseEM):
                 "every component: its values overflow the model's arithmetic (squares of "
                 "values near 1e154 are infinite). Rescale the data."
             )
+        if not density_only and impossible is not None and np.any(impossible):
+            undefined = impossible & ~np.all(np.isfinite(R), axis=1)
+            if np.any(undefined):
+                row = rows.start + int(np.flatnonzero(undefined)[0])
+                raise ValueError(
+                    f"Row {row} of X has probability 0 under every component: its posterior "
+                    "over the components is undefined."
+                )
         return R
 
     def predict(self, X):

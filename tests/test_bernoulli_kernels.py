@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from scipy.special import logsumexp
 
 from emkit.kernels import bernoulli as kern
 from emkit.models.bernoulli import BernoulliModel, BernoulliParams, log_means
@@ -128,3 +129,62 @@ def test_csr_fused_kernels_match_twins(dtype, weighted):
     got = kern.csr_resp_stats(Xs, 7, 101, L, E, row_max, w)
     for g, r in zip(got, ref, strict=True):
         np.testing.assert_allclose(g, r, rtol=TOL[dtype]["rtol"] * 10, atol=TOL[dtype]["atol"])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_block_stats_with_exact_zeros_and_means_near_one_match_twin(dtype, sparse):
+    """Means of exactly 0 and 1 (counted, not floored into W) and above 7/8 (float32: zeros
+    summed directly) give the textbook E-step of the floored logs; the zeros ``N_k - S_kd``
+    keep float32's relative precision where the means are near 1."""
+    rng = np.random.default_rng(5)
+    means = rng.uniform(0.05, 0.95, (3, 11))
+    means[0, :3] = 0.0
+    means[1, 3:6] = 1.0
+    means[2, 6:9] = 1 - 1e-6
+    params = BernoulliParams(np.array([0.2, 0.5, 0.3]), means)
+    z = rng.integers(3, size=257)
+    X = (rng.random((257, 11)) < means[z]).astype(dtype)
+    prep = BernoulliModel(dtype=np.dtype(dtype)).prepare(params)
+    assert prep.counts is not None and list(prep.counts.cols) == [0, 1]
+    if dtype == np.float32:
+        assert set(range(3, 9)) <= set(prep.complement)
+    if sparse:
+        nk, sxT, ll, ent = kern.csr_block_stats(sp.csr_matrix(X), 0, 257, prep.W, prep.c,
+                                                counts=prep.counts)
+        sx = sxT.T
+    else:
+        nk, sx, ll, ent = kern.dense_block_stats(X, prep.W, prep.c, counts=prep.counts,
+                                                 complement=prep.complement)
+    lm, l1 = log_means(params.means)
+    ref = kern.block_stats_ref(X, params.log_weights(), lm, l1)
+    tol = TOL[dtype]
+    np.testing.assert_allclose(nk, ref[0], **tol)
+    np.testing.assert_allclose(sx, ref[1], **tol)
+    # the zeros, summed directly from the textbook responsibilities (nk - sx of the twin
+    # itself cancels to eps64 * nk)
+    Xd = X.astype(np.float64)
+    L = params.log_weights() + Xd @ lm.T + (1 - Xd) @ l1.T
+    R = np.exp(L - logsumexp(L, axis=1, keepdims=True))
+    near_one = means > 7 / 8
+    got, want = (nk[:, None] - sx)[near_one], (R.T @ (1 - Xd))[near_one]
+    # dense float32 sums them directly (float32's relative precision); the other paths
+    # accumulate in float64 (a float64 ulp of N_k, far below float32's precision of them)
+    atol = 1e-300 if (dtype == np.float32 and not sparse) else 16 * np.finfo(float).eps * 257
+    assert np.all(np.abs(got - want) <= tol["rtol"] * want + atol)
+    assert ll == pytest.approx(ref[2], rel=tol["rtol"] * 10)
+    assert ent == pytest.approx(ref[3], rel=tol["rtol"] * 10, abs=tol["atol"] * 100)
+
+
+def test_add_floor_counts_fit_and_prediction():
+    """The fit adds floor * count; prediction puts -inf wherever the count is positive."""
+    P = np.array([[1.0, 2.0, 0.0, 1.0], [3.0, 4.0, -1.0, 0.0]])  # K=2, both with counts
+    c = np.array([0.5, -0.5])
+    counts = kern.FloorCounts(np.array([0, 1]), np.array([1.0, 0.0]))
+    M = P[:, 2:] + counts.base
+    fit = kern.add_floor_counts(P.copy(), 2, counts, c, kern.log_floor())
+    np.testing.assert_allclose(fit, P[:, :2] + c + kern.log_floor() * M)
+    pred = kern.add_floor_counts(P.copy(), 2, counts, c, -np.inf)
+    np.testing.assert_array_equal(pred, np.where(M > 0, -np.inf, P[:, :2] + c))
+    np.testing.assert_array_equal(kern.add_floor_counts(P[:, :2].copy(), 2, None, c, -np.inf),
+                                  P[:, :2] + c)

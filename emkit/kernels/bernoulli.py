@@ -18,16 +18,29 @@ statistics ``N_k = sum_n w_n r_nk`` and ``S_k = sum_n w_n r_nk x_n`` are a secon
   this machine (N=100k, D=784, 1% density, K=20) ``csr_log_prob`` runs 2x faster than
   ``scipy.sparse``'s ``X @ W + c`` because it fuses the bias and writes the output once.
 
-Precision (float32): the product form sums ``x . logit(mu)`` and ``sum_d log(1 - mu_d)``,
-which cancel when means approach 1 (``logit`` and ``-log(1 - mu)`` both large), so a float32
-pass loses about ``eps * sum_d |log(1 - mu_kd)|`` per log-probability where the textbook form
-(a sum of non-positive terms) would not. One E-step from given parameters matches float64 to
-float32 accuracy (tested), but on binarised digits with ``alpha=0`` the float32 iterates can
-leave the float64 ones after 10-20 iterations (to 5e-2 in a mean) where a float64 run from a
-start perturbed by 1e-7 stays within 1e-5. A remedy, not yet done: subtract a per-feature
-reference (``max_k log mu_kd`` and ``max_k log(1 - mu_kd)``, a row constant that leaves the
-responsibilities unchanged) before casting, and add the row constant back to the evidence in
-float64.
+Exact zeros (``alpha = 0``): a mean of exactly 0 or 1 has ``log(mu)`` or ``log(1 - mu)``
+``= -inf``. Such entries never enter ``W`` or ``c``: the block passes take their finite parts
+(0 there) plus an integer **count** per row and component of the "impossible" features
+(a 1 where ``mu_kd = 0``, a 0 where ``mu_kd = 1``),
+``M = X @ (Z0 - Z1).T + Z1.sum(axis=1)`` with ``Z0``, ``Z1`` the 0/1 indicators of those
+entries, computed by the same GEMM (extra columns of ``W``) and exact in any dtype (integer
+sums). The fit adds ``floor * M`` (:func:`log_floor`), keeping every log-probability finite;
+prediction puts ``-inf`` where ``M > 0`` (:func:`add_floor_counts`). Putting the floor
+(-708) into ``W`` and ``c`` instead, as before, made float32 passes cancel terms of size 708
+(``log mu - log(1 - mu)`` against ``sum log(1 - mu)``) and lose ``708 eps`` per such feature.
+Means near 1 but below it still cancel so, with terms of at most 37 (``-log(1 - mu)`` for
+the largest float64 below 1); that error only perturbs the responsibilities, which moves
+the bound by its square (the bound itself is computed from the statistics in float64).
+
+Precision of the statistics: ``N_k - S_kd`` (the weighted count of zeros) enters the bound
+times ``log(1 - mu_kd)``, up to 708 in size. Float32 sums of ``S_kd`` carry ``eps * N_k`` of
+round-off, which is all of ``N_k - S_kd`` when ``mu_kd`` is near 1. So the CSR kernels
+accumulate the statistics in float64, and a dense float32 block also sums the zeros
+``R^T (1 - X)`` directly for the columns where some mean exceeds 7/8, keeping whichever of the
+two sums is smaller (:func:`dense_block_stats`): every statistic then has float32's relative
+precision, not ``eps * N_k`` (below 7/8, ``N_k - S_kd >= N_k / 8``, so the plain sum loses at
+most 8 ulps of it). The threshold keeps the cost off typical data: summing the zeros of every
+column measured 2x the time of a float32 iteration (30000 x 784, K=20).
 
 Every kernel states its NumPy equivalent; the ``*_ref`` twins are what the tests compare the
 kernels with, in float32 and float64. :func:`block_stats_ref` is the textbook E-step written
@@ -36,11 +49,13 @@ plainly (two log terms, SciPy's ``logsumexp``), the reference for the whole bloc
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy.special import logsumexp
 
 from .._jit import jit
-from ._rows import row_max_subtract_kernel
+from ._rows import row_max_subtract, row_max_subtract_kernel
 from .gaussian import normalize_log_prob
 
 __all__ = [
@@ -53,6 +68,8 @@ __all__ = [
     "csr_centered_log_prob_ref",
     "csr_resp_stats",
     "csr_resp_stats_ref",
+    "FloorCounts",
+    "add_floor_counts",
     "dense_block_stats",
     "csr_block_stats",
     "block_stats_ref",
@@ -135,7 +152,8 @@ def _csr_resp_stats(data, indices, indptr, start, stop, L, E, row_max, w, weight
 
     ``L`` holds the row-max-shifted log-probabilities, ``E = np.exp(L)`` (computed in NumPy,
     whose vector exp is 3x faster than Numba's scalar one here). ``E`` is overwritten with
-    the weighted responsibilities; ``sxT`` (D x K) and ``nk`` (K,) are accumulated into.
+    the weighted responsibilities; ``sxT`` (D x K, float64) and ``nk`` (K,) are accumulated
+    into, in float64 whatever the data's dtype (see the module notes on precision).
     Returns ``(sum_n w_n log p(x_n), -sum_n w_n sum_k r_nk log r_nk)``.
 
     NumPy equivalent (``csr_resp_stats_ref``)::
@@ -257,13 +275,13 @@ def csr_centered_log_prob_ref(X, W, c, start=0, stop=None):
 def csr_resp_stats(X, start, stop, L, E, row_max, sample_weight=None, sxT=None, nk=None):
     """Weighted responsibilities and statistics of CSR rows from ``E = exp(L)`` (Numba).
 
-    Overwrites ``E`` with the weighted responsibilities; accumulates into ``sxT`` (D x K,
-    ``X``'s dtype) and ``nk`` (K, float64), allocated when not given. Returns
+    Overwrites ``E`` with the weighted responsibilities; accumulates into ``sxT`` (D x K) and
+    ``nk`` (K), both float64, allocated when not given. Returns
     ``(nk, sxT, log_evidence, entropy)``.
     """
     k = L.shape[1]
     if sxT is None:
-        sxT = np.zeros((X.shape[1], k), dtype=X.dtype)
+        sxT = np.zeros((X.shape[1], k), dtype=np.float64)
     if nk is None:
         nk = np.zeros(k, dtype=np.float64)
     weighted = sample_weight is not None
@@ -295,6 +313,45 @@ def is_binary(values) -> bool:
 
 
 # --------------------------------------------------------------------------- block passes
+@dataclass(frozen=True)
+class FloorCounts:
+    """The exact-zero entries of the means, as extra columns of the block product.
+
+    ``cols`` (m,) are the components with an entry of exactly 0 or 1; the last m columns of
+    ``W`` hold ``(Z0 - Z1).T`` for them and ``base`` (m,) holds ``Z1.sum(axis=1)``, so
+    ``P[:, K:] + base`` counts the impossible features of every row (see the module notes).
+    """
+
+    cols: np.ndarray
+    base: np.ndarray
+
+
+def add_floor_counts(P, k, counts, c, impossible):
+    """Log-probabilities ``L`` (N x K) from the block product ``P = X @ W`` (N x (K + m)).
+
+    NumPy equivalent (``M`` the counts of impossible features)::
+
+        L = P[:, :k] + c
+        M = P[:, k:] + counts.base
+        L[:, counts.cols] += impossible * M          # the fit: impossible = log_floor()
+        L[:, counts.cols][M > 0] = -inf              # prediction: impossible = -inf
+
+    ``counts`` may be None (no exact zeros: ``L = P + c``).
+    """
+    L = P[:, :k] + c
+    if counts is None or counts.cols.size == 0:
+        return L
+    M = P[:, k:]
+    M += counts.base
+    if np.isneginf(impossible):
+        sub = L[:, counts.cols]
+        sub[M > 0.5] = -np.inf
+        L[:, counts.cols] = sub
+    else:
+        L[:, counts.cols] += M * L.dtype.type(impossible)
+    return L
+
+
 def _finish_block(L, sample_weight):
     """Responsibilities (weighted), ``N_k``, ``sum log-norm``, entropy from log-probs ``L``."""
     R, _, ll, ent = normalize_log_prob(L, sample_weight)
@@ -303,33 +360,53 @@ def _finish_block(L, sample_weight):
     return R, R.sum(axis=0, dtype=np.float64), ll, ent
 
 
-def dense_block_stats(Xb, W, c, sample_weight=None):
+def dense_block_stats(Xb, W, c, sample_weight=None, counts=None, complement=None):
     """Statistics of a dense block: two GEMMs and a vectorised log-sum-exp.
 
     Returns ``(nk, sx, log_evidence, entropy)`` with ``nk`` (K,) and ``sx`` (K x D) in float64.
+    ``W`` has ``K + m`` columns when ``counts`` (:class:`FloorCounts`) is given.
+    ``complement`` (column indices, optional): for these columns the zeros
+    ``R^T (1 - X)`` are summed too, and ``sx = nk - zeros`` is kept wherever the zeros are the
+    smaller sum (accurate ``nk - sx`` for means near 1 in float32; see the module notes).
 
     NumPy equivalent: :func:`block_stats_ref` with ``W = logit(mu).T`` and
-    ``c = log w + sum_d log(1 - mu)``.
+    ``c = log w + sum_d log(1 - mu)`` (the floored logs).
     """
-    L = Xb @ W
-    L += c
+    k = c.shape[0]
+    P = Xb @ W
+    L = add_floor_counts(P, k, counts, c, _LOG_FLOOR)
     R, nk, ll, ent = _finish_block(L, sample_weight)
-    sx = (R.T @ Xb).astype(np.float64, copy=False)
+    sx = (R.T @ Xb).astype(np.float64)
+    if complement is not None and complement.size:
+        if 2 * complement.size > Xb.shape[1]:  # most columns: no gather of Xb
+            complement = slice(None)
+        zeros = (R.T @ (1 - Xb[:, complement])).astype(np.float64)
+        part = sx[:, complement]
+        use = zeros < part
+        part[use] = (nk[:, None] - zeros)[use]
+        sx[:, complement] = part
     return nk, sx, ll, ent
 
 
-def csr_block_stats(X, start, stop, W, c, sample_weight=None, sx_out=None):
+def csr_block_stats(X, start, stop, W, c, sample_weight=None, sx_out=None, counts=None):
     """Statistics of CSR rows ``start:stop`` (two Numba kernels around NumPy's exp).
 
     :func:`csr_centered_log_prob`, ``np.exp``, :func:`csr_resp_stats`: one pass over the
     non-zeros for each product, never densifying ``X``; the row-wise normalisation is fused
     into the kernels, which measured 2-3x faster than ``normalize_log_prob`` on N x K
     blocks with K=20 (the CSR E-step is bound by this N x K work, not by the products).
+    With ``counts`` (exact zeros among the means) the log-probabilities come from
+    :func:`csr_log_prob` and :func:`add_floor_counts` instead of the fused kernel.
     ``sample_weight`` holds the weights of those rows. ``sx`` is accumulated, transposed
-    (D x K, in ``X``'s dtype), into ``sx_out`` when given. Returns
-    ``(nk, sxT, log_evidence, entropy)``.
+    (D x K, float64), into ``sx_out`` when given. Returns ``(nk, sxT, log_evidence, entropy)``.
     """
-    L, row_max = csr_centered_log_prob(X, W, c, start, stop)
+    k = c.shape[0]
+    if counts is None or counts.cols.size == 0:
+        L, row_max = csr_centered_log_prob(X, W[:, :k], c, start, stop)
+    else:
+        P = csr_log_prob(X, W, np.zeros(W.shape[1], dtype=c.dtype), start, stop)
+        L = add_floor_counts(P, k, counts, c, _LOG_FLOOR)
+        row_max = row_max_subtract(L).astype(L.dtype)
     E = np.exp(L)
     return csr_resp_stats(X, start, stop, L, E, row_max, sample_weight, sxT=sx_out)
 

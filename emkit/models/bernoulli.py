@@ -110,9 +110,16 @@ class BernoulliStats:
 
 @dataclass(frozen=True)
 class _Prepared:
-    W: np.ndarray  # D x K, logit(mu).T in the data's dtype
-    c: np.ndarray  # K, log w_k + sum_d log(1 - mu_kd) in the data's dtype
+    W: np.ndarray  # D x (K + m): finite logit(mu).T, then the count columns, in the data's dtype
+    c: np.ndarray  # K, log w_k + sum_d (finite) log(1 - mu_kd) in the data's dtype
+    counts: kern.FloorCounts | None  # the exact-zero entries (None: there are none)
+    complement: np.ndarray | None  # dense float32: columns whose zeros are summed directly
+    zero_weight: np.ndarray  # K, bool: components of weight exactly 0
 
+
+#: dense float32: columns with a mean above this get their zeros summed directly
+#: (see :mod:`emkit.kernels.bernoulli`, precision of the statistics)
+_COMPLEMENT_ABOVE = 7 / 8
 
 #: target non-zeros per CSR block, and the cap on the per-block D x K accumulators (bytes)
 _CSR_BLOCK_NNZ = 1 << 16
@@ -144,11 +151,35 @@ class BernoulliModel:
 
     # ------------------------------------------------------------------ preparation
     def prepare(self, params: BernoulliParams) -> _Prepared:
-        """The product form's coefficients, computed once per E-step."""
+        """The product form's coefficients, computed once per E-step.
+
+        Entries of the means that are exactly 0 or 1 (floored logs) are kept out of ``W`` and
+        ``c`` and counted instead (:class:`~emkit.kernels.bernoulli.FloorCounts`), so no
+        coefficient of size 708 enters the products (see :mod:`emkit.kernels.bernoulli`).
+        """
         log_mu, log1m = params.logs()
-        W = np.ascontiguousarray((log_mu - log1m).T, dtype=self.dtype)
+        floor = kern.log_floor()
+        counts = None
+        # floored logs: log(mu) <= floor iff mu <= tiny; log(1 - mu) <= floor iff mu == 1
+        means = params.means
+        cols = np.flatnonzero(
+            ((means <= np.finfo(np.float64).tiny) | (means >= 1.0)).any(axis=1)
+        )
+        if cols.size:
+            z0, z1 = log_mu[cols] <= floor, log1m[cols] <= floor
+            log_mu, log1m = log_mu.copy(), log1m.copy()
+            log_mu[cols] = np.where(z0, 0.0, log_mu[cols])
+            log1m[cols] = np.where(z1, 0.0, log1m[cols])
+            counts = kern.FloorCounts(cols, z1.sum(axis=1).astype(self.dtype))
+        W = (log_mu - log1m).T
         c = (params.log_weights() + log1m.sum(axis=1)).astype(self.dtype)
-        return _Prepared(W, c)
+        if counts is not None:
+            W = np.hstack([W, (z0.astype(np.float64) - z1).T])
+        complement = None
+        if np.dtype(self.dtype) == np.float32:
+            complement = np.flatnonzero((params.means > _COMPLEMENT_ABOVE).any(axis=0))
+        return _Prepared(np.ascontiguousarray(W, dtype=self.dtype), c, counts, complement,
+                         params.weights <= 0)
 
     def _dense_block_size(self, d):
         if self.block_size is not None:
@@ -164,7 +195,7 @@ class BernoulliModel:
             return 1
         per_row = max(X.nnz / n, 1e-3)
         rows = int(max(1024, _CSR_BLOCK_NNZ / per_row))
-        max_blocks = max(2, _CSR_ACCUMULATOR_BYTES // max(1, d * k * X.dtype.itemsize))
+        max_blocks = max(2, _CSR_ACCUMULATOR_BYTES // max(1, d * k * 8))  # float64 sums
         return max(rows, -(-n // max_blocks))
 
     # ------------------------------------------------------------------ EM interface
@@ -185,17 +216,20 @@ class BernoulliModel:
         if sp.issparse(X):
             def block(sl):
                 wb, s = (None, 1.0) if w is None else unit_weights(w[sl])
-                return scaled(kern.csr_block_stats(X, sl.start, sl.stop, prep.W, prep.c, wb), s)
+                return scaled(kern.csr_block_stats(X, sl.start, sl.stop, prep.W, prep.c, wb,
+                                                   counts=prep.counts), s)
 
             parts = map_row_blocks(block, n, self._csr_block_size(X, k), self.n_threads)
-            sxT = parts[0][1].astype(np.float64)
+            sxT = parts[0][1].copy()
             for p in parts[1:]:
                 sxT += p[1]
             sx = np.ascontiguousarray(sxT.T)
         else:
             def block(sl):
                 wb, s = (None, 1.0) if w is None else unit_weights(w[sl])
-                return scaled(kern.dense_block_stats(X[sl], prep.W, prep.c, wb), s)
+                return scaled(kern.dense_block_stats(X[sl], prep.W, prep.c, wb,
+                                                     counts=prep.counts,
+                                                     complement=prep.complement), s)
 
             parts = map_row_blocks(block, n, self._dense_block_size(d), self.n_threads)
             sx = parts[0][1].copy()
@@ -261,6 +295,28 @@ class BernoulliModel:
         log_mu, log1m = params.logs()
         return float(a * (np.sum(log_mu) + np.sum(log1m)) - log_mu.size * betaln(a + 1, a + 1))
 
+    def roundoff_scale(self, params: BernoulliParams, stats: BernoulliStats) -> float:
+        """Sum of the absolute values of the terms that make up the objective.
+
+        ``|N_k log w_k| + sum_kd (S_kd |log mu_kd| + (N_k - S_kd) |log(1 - mu_kd)|)`` plus the
+        entropy, the evidence and the prior: round-off is relative to these, not to the
+        objective they sum to (the entropy cancels part of the log-likelihood terms).
+        """
+        log_mu, log1m = params.logs()
+        nk, sx = stats.nk, stats.sx
+        # each sum has terms of one sign (logs <= 0, 0 <= S_kd <= N_k up to round-off), so
+        # its absolute value is the sum of the absolute values; no K x D temporaries
+        total = (
+            abs(np.dot(nk, params.log_weights()))
+            + abs(np.vdot(sx, log_mu))
+            + abs(np.dot(nk, log1m.sum(axis=1)) - np.vdot(sx, log1m))
+        )
+        ev = stats.log_evidence
+        return float(
+            total + abs(stats.entropy) + (abs(ev) if np.isfinite(ev) else 0.0)
+            + abs(self.log_prior(params))
+        )
+
     def elbo(self, params: BernoulliParams, stats: BernoulliStats) -> float:
         """The MAP objective ``E_Q[log p(X, Z | theta)] + H(Q) + log p(theta)``, from statistics.
 
@@ -276,27 +332,77 @@ class BernoulliModel:
         return self.elbo(params, stats)
 
     # ------------------------------------------------------------------ prediction
+    def _prediction_blocks(self, params, X, fill):
+        """Run ``fill(rows, P, prep)`` over row blocks of ``X``, with ``P = X[rows] @ W``."""
+        prep = self.prepare(params)
+        n, d = X.shape
+        k = params.n_components
+        if sp.issparse(X):
+            zeros = np.zeros(prep.W.shape[1], dtype=prep.c.dtype)  # c is added by fill
+
+            def block(sl):
+                fill(sl, kern.csr_log_prob(X, prep.W, zeros, sl.start, sl.stop), prep)
+
+            bs = self._csr_block_size(X, k)
+        else:
+            def block(sl):
+                fill(sl, X[sl] @ prep.W, prep)
+
+            bs = self._dense_block_size(d)
+        map_row_blocks(block, n, bs, self.n_threads)
+
+    def _as_model_dtype(self, X):
+        if sp.issparse(X) and X.dtype != self.dtype:
+            return X.astype(self.dtype)
+        return X
+
     def log_prob(self, params: BernoulliParams, X) -> np.ndarray:
-        """``log w_k + log p(x_n | mu_k)`` for every row (N x K, in ``self.dtype``).
+        """``log w_k + log p(x_n | mu_k)`` for every row (N x K, in ``self.dtype``), exactly.
+
+        Unlike the fit, which floors ``log 0`` at :func:`~emkit.kernels.bernoulli.log_floor`
+        to keep every log-probability finite, this is ``-inf`` where the probability is 0:
+        a row with a 1 where ``mu_kd = 0`` (or a 0 where ``mu_kd = 1``), or a component of
+        weight 0 (possible with ``alpha = 0``).
 
         ``X`` is used in ``self.dtype`` (a sparse ``X`` of another dtype has its non-zeros
         cast, never densified), so float32 data scored by a float64 model compute in float64.
         """
-        if sp.issparse(X) and X.dtype != self.dtype:
-            X = X.astype(self.dtype)
-        prep = self.prepare(params)
-        n, d = X.shape
-        out = np.empty((n, params.n_components), dtype=self.dtype)
-        if sp.issparse(X):
-            def block(sl):
-                kern.csr_log_prob(X, prep.W, prep.c, sl.start, sl.stop, out=out[sl])
+        X = self._as_model_dtype(X)
+        k = params.n_components
+        out = np.empty((X.shape[0], k), dtype=self.dtype)
 
-            bs = self._csr_block_size(X, params.n_components)
-        else:
-            def block(sl):
-                np.matmul(X[sl], prep.W, out=out[sl])
-                out[sl] += prep.c
+        def fill(sl, P, prep):
+            L = kern.add_floor_counts(P, k, prep.counts, prep.c, -np.inf)
+            L[:, prep.zero_weight] = -np.inf
+            out[sl] = L
 
-            bs = self._dense_block_size(d)
-        map_row_blocks(block, n, bs, self.n_threads)
+        self._prediction_blocks(params, X, fill)
+        return out
+
+    def limit_log_prob(self, params: BernoulliParams, X) -> np.ndarray:
+        """Unnormalised log-posterior of each row in the limit of vanishing zeros (N x K).
+
+        Every probability that is exactly 0 (a mean of 0 or 1 met by a 1 or a 0) is read as
+        the same ``eps``; as ``eps -> 0`` the posterior concentrates on the components with
+        the fewest such features in the row, in proportion to ``w_k`` times the likelihood of
+        the other features. Returns those components' finite log-probabilities and ``-inf``
+        elsewhere (and for components of weight 0). For a row possible under some component
+        this is :meth:`log_prob` itself; it differs for rows impossible under every component,
+        whose posterior Bayes' rule leaves undefined (0 / 0).
+        """
+        X = self._as_model_dtype(X)
+        k = params.n_components
+        out = np.empty((X.shape[0], k), dtype=self.dtype)
+
+        def fill(sl, P, prep):
+            L = P[:, :k] + prep.c
+            M = np.zeros_like(L)
+            if prep.counts is not None:
+                M[:, prep.counts.cols] = P[:, k:] + prep.counts.base
+            M[:, prep.zero_weight] = np.inf
+            L[M > M.min(axis=1, keepdims=True) + 0.5] = -np.inf
+            L[:, prep.zero_weight] = -np.inf
+            out[sl] = L
+
+        self._prediction_blocks(params, X, fill)
         return out

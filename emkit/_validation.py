@@ -141,7 +141,7 @@ def _scale_error(what, dtype):
     return ValueError(msg + ".")
 
 
-def check_data_scale(X, sample_weight=None, *, spread=None):
+def check_data_scale(X, sample_weight=None, *, spread=None, total=None):
     """ValueError when squares of ``X``'s deviations, summed over the rows as the fit sums
     them, overflow (data near 1e154 in float64, near 1e17 in float32); checked before any work.
 
@@ -157,7 +157,9 @@ def check_data_scale(X, sample_weight=None, *, spread=None):
     """
     dtype = np.dtype(X.dtype)
     n = X.shape[0]
-    if sample_weight is None:
+    if total is not None:  # the fit's total weight, given by the caller (HMM weights)
+        total = float(total)
+    elif sample_weight is None:
         total = float(n)
     else:
         total = float(np.sum(sample_weight, dtype=np.float64))
@@ -171,9 +173,11 @@ def check_data_scale(X, sample_weight=None, *, spread=None):
     if n == 0 or X.shape[1] == 0:
         return
     with np.errstate(over="ignore", invalid="ignore"):
-        lo = np.asarray(X.min(axis=0), dtype=np.float64)
-        hi = np.asarray(X.max(axis=0), dtype=np.float64)
-        ranges = hi - lo
+        # fmin/fmax skip NaN (missing entries of a GaussianHMM); an all-missing feature
+        # has no range
+        lo = np.asarray(np.fmin.reduce(X, axis=0), dtype=np.float64)
+        hi = np.asarray(np.fmax.reduce(X, axis=0), dtype=np.float64)
+        ranges = np.where(np.isnan(lo), 0.0, hi - lo)
         r = float(np.max(ranges))
         j = int(np.argmax(ranges))
     what = f"feature {j} spans {r:.3g} (from {lo[j]:.3g} to {hi[j]:.3g})"

@@ -121,3 +121,48 @@ def test_scale_check_counts_the_weights():
     X = _two_blobs() * 1e140
     with pytest.raises(ValueError, match="scale overflows"):
         GaussianMixture(2, random_state=0).fit(X, sample_weight=np.full(len(X), 1e30))
+
+
+# ------------------------------------------------------------------ HMMs (review findings)
+def _hmm_data():
+    rng = np.random.default_rng(0)
+    return np.r_[rng.normal(0, 1, (150, 2)), rng.normal(5, 1, (150, 2))]
+
+
+def test_hmm_fit_refuses_data_whose_scale_overflows():
+    from emkit import GaussianHMM
+
+    with pytest.raises(ValueError, match="scale overflows"):
+        GaussianHMM(2, n_iter=3, random_state=0).fit(_hmm_data() * 1e160)
+    Xm = _hmm_data() * 1e160
+    Xm[::3, 1] = np.nan  # missing entries do not hide the scale
+    with pytest.raises(ValueError, match="scale overflows"):
+        GaussianHMM(2, n_iter=3, random_state=0).fit(Xm)
+
+
+@pytest.mark.parametrize("per_row", [False, True])
+def test_hmm_fit_refuses_weights_whose_total_overflows(per_row):
+    from emkit import GaussianHMM
+
+    X = _hmm_data()
+    w = np.full(300 if per_row else 2, 1e307)
+    with pytest.raises(ValueError, match="too large for float64"):
+        GaussianHMM(2, n_iter=3, random_state=0).fit(X, [150, 150], sample_weight=w)
+
+
+def test_hmm_prediction_on_overflowing_data_is_an_error_not_nan():
+    from emkit import GaussianHMM
+
+    m = GaussianHMM(2, n_iter=3, random_state=0).fit(_hmm_data())
+    for method in ("predict_proba", "score", "predict"):
+        with pytest.raises(ValueError, match="overflow"):
+            getattr(m, method)(_hmm_data() * 1e200)
+
+
+def test_hmm_all_missing_feature_is_named():
+    from emkit import GaussianHMM
+
+    X = _hmm_data()
+    X[:, 1] = np.nan
+    with pytest.raises(ValueError, match="Feature 1 .* every row"):
+        GaussianHMM(2, n_iter=3).fit(X)

@@ -138,6 +138,13 @@ class _BaseHMM(BaseEM):
             model = self._make_model(seqs.X)
             row_w = np.ones(n) if seq_w is None else np.repeat(seq_w, seqs.lengths)
             total = float(np.sum(row_w if obs_w is None else row_w * obs_w))
+            if not total <= np.finfo(np.float64).max * 1e-6:
+                raise ValueError(
+                    f"sample_weight's total over the rows is {total:.3g}, too large for "
+                    "float64 arithmetic (the fit multiplies it by the data): rescale "
+                    "sample_weight."
+                )
+            self._check_data_scale(seqs.X, total)
         best = self._fit_runs(model, seqs, seq_w, model.dtype, tol=self.tol / total)
         self._history_scale_ = total  # monitor_ is read off trace_ in these units
         occupancy = best.stats.start + best.stats.trans.sum(axis=0)
@@ -193,6 +200,9 @@ class _BaseHMM(BaseEM):
         self.transmat_ = params.transmat.astype(dtype)
         self._set_emission(params.emission, dtype)
 
+    def _check_data_scale(self, X, total):
+        """ValueError when the data's scale overflows the fit's sums (Gaussian emissions)."""
+
     def _predict_model(self, seqs):
         check_is_fitted(self, "startprob_")
         return self._make_model(seqs.X, fitting=False), self._current_params()
@@ -204,6 +214,7 @@ class _BaseHMM(BaseEM):
         seqs = self._sequences(X, lengths)
         model, params = self._predict_model(seqs)
         ll, gamma = model.score_sequences(params, seqs)
+        _check_defined(ll, gamma)
         return float(np.sum(ll)), gamma
 
     def score(self, X, y=None, *, lengths=None):
@@ -213,7 +224,9 @@ class _BaseHMM(BaseEM):
         """
         seqs = self._sequences(X, lengths_from(y, lengths, X))
         model, params = self._predict_model(seqs)
-        return float(np.sum(model.posteriors(params, seqs)[0]))
+        ll = model.posteriors(params, seqs)[0]
+        _check_defined(ll)
+        return float(np.sum(ll))
 
     def predict_proba(self, X, lengths=None):
         """Posterior probability of each state at each step (N x K)."""
@@ -226,8 +239,10 @@ class _BaseHMM(BaseEM):
         model, params = self._predict_model(seqs)
         if algorithm == "viterbi":
             logprob, path = model.viterbi(params, seqs)
+            _check_defined(np.atleast_1d(logprob))
             return float(np.sum(logprob)), path
-        _, gamma = model.score_sequences(params, seqs)
+        ll, gamma = model.score_sequences(params, seqs)
+        _check_defined(ll, gamma)
         # hmmlearn's "map" log_prob: the sum of the per-step maximal posteriors
         return float(np.max(gamma, axis=1).sum()), np.argmax(gamma, axis=1)
 
@@ -276,3 +291,21 @@ class _BaseHMM(BaseEM):
             update_start="s" in self.params, update_trans="t" in self.params,
             dtype=np.dtype(dtype),
         )
+
+
+def _check_defined(ll, gamma=None):
+    """ValueError when a sequence's log-likelihood (or a posterior) is not a finite number:
+    the emission log-densities overflowed (data far outside the fitted states' scale), never
+    a silent NaN or -inf. (Every emission density here is positive: a Gaussian's everywhere,
+    a categorical's through its floor, so -inf is overflow, not an impossible sequence.)"""
+    bad = np.flatnonzero(~np.isfinite(ll))
+    if gamma is not None and not bad.size and not np.all(np.isfinite(gamma)):
+        bad = np.array([-1])
+    if bad.size:
+        where = "a step's posterior" if bad[0] < 0 else f"sequence {int(bad[0])}'s log-likelihood"
+        raise ValueError(
+            f"{where} is not a finite number: the emission log-densities overflow float arithmetic "
+            "(the data's scale is too large for the model). Rescale X (and refit), or pass "
+            "float64 data."
+        )
+

@@ -15,7 +15,7 @@ import numpy as np
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import validate_data
 
-from .._validation import check_choice, check_int, fit_dtype
+from .._validation import check_choice, check_data_scale, check_int, fit_dtype
 from ..models.gaussian import (
     COVARIANCE_TYPES,
     GaussianModel,
@@ -122,11 +122,21 @@ class GaussianHMM(_BaseHMM):
             self, X, reset=fit, dtype=[np.float64, np.float32],
             ensure_all_finite="allow-nan" if missing_ok else True,
         )
+        if fit and missing_ok and X.shape[0]:
+            empty = np.flatnonzero(np.isnan(X).all(axis=0))
+            if empty.size:
+                raise ValueError(
+                    f"Feature {int(empty[0])} of X is missing (NaN) in every row: nothing "
+                    "can be learnt about it; drop the column."
+                )
         if not fit and self.n_features is not None and X.shape[1] != self.n_features:
             raise ValueError(
                 f"X has {X.shape[1]} features, but the model has {self.n_features}."
             )
         return X
+
+    def _check_data_scale(self, X, total):
+        check_data_scale(X, total=total)
 
     # dask blocks (see ._hmm_dask): the per-block validation, and what the fit needs to know
     _block_facts = staticmethod(gaussian_facts)

@@ -32,22 +32,6 @@ def test_feature_kernels_equal_numpy_twins(dtype, d):
     np.testing.assert_array_equal(kern.quad_features(X, c), kern.quad_features_ref(X, c))
     np.testing.assert_array_equal(kern.square_features(X, c), kern.square_features_ref(X, c))
     assert kern.quad_features(X, c).dtype == dtype
-    L = rng.normal(size=(4, 33)).astype(dtype)
-    L2 = L.copy()
-    np.testing.assert_array_equal(kern.col_max_subtract(L), kern.col_max_subtract_ref(L2))
-    np.testing.assert_array_equal(L, L2)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_columnwise_softmax_equals_scipy(dtype):
-    rng = np.random.default_rng(0)
-    L = (rng.normal(size=(5, 40)) * 30).astype(dtype)
-    ref_lse = logsumexp(L.astype(np.float64), axis=0)
-    out = L.copy()
-    lse = kern.normalize_log_prob_t(out)
-    tol = 1e-5 if dtype == np.float32 else 1e-12
-    np.testing.assert_allclose(lse, ref_lse, rtol=tol)
-    np.testing.assert_allclose(out, np.exp(L - ref_lse), atol=tol)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -35,9 +35,6 @@ from .._jit import jit
 from ._exp import EXP_MIN, exp_split, pow2_from_bits
 
 __all__ = [
-    "col_max_subtract",
-    "col_max_subtract_ref",
-    "normalize_log_prob_t",
     "normalize_log_prob_t_ref",
     "softmax_t",
     "quad_features",
@@ -105,26 +102,6 @@ def _square_features_t(X, center, out):
             out[i, r] = y * y
             out[d + i, r] = y
         out[2 * d, r] = 1.0
-
-
-def _col_max_subtract(L):
-    """Subtract each column's maximum from it, in place; return the maxima.
-
-    NumPy equivalent::
-
-        mx = L.max(axis=0)
-        L -= mx
-    """
-    k, b = L.shape
-    mx = L[0].copy()
-    for j in range(1, k):
-        for r in range(b):
-            if L[j, r] > mx[r]:
-                mx[r] = L[j, r]
-    for j in range(k):
-        for r in range(b):
-            L[j, r] -= mx[r]
-    return mx
 
 
 def _row_max(row, mx):
@@ -206,7 +183,6 @@ def _softmax_t(Lt, w, log_norm, ent_rows, sbuf, pbuf, kbuf):
 
 _quad_features_t_jit = jit(_quad_features_t)
 _square_features_t_jit = jit(_square_features_t)
-_col_max_subtract_jit = jit(_col_max_subtract)
 #: ``contract`` (fused multiply-add) only: reassociation could merge the two halves of the
 #: split of log 2, and ``nnan``/``ninf`` do not hold for log-probabilities.
 _row_max_jit = jit(_row_max)
@@ -253,18 +229,6 @@ def square_features_ref(X, center):
     return np.hstack([Y * Y, Y, np.ones((X.shape[0], 1), dtype=X.dtype)]).T
 
 
-def col_max_subtract(L):
-    """Numba kernel: ``mx = L.max(axis=0); L -= mx; return mx`` (in place)."""
-    return _col_max_subtract_jit(L)
-
-
-def col_max_subtract_ref(L):
-    """NumPy twin of :func:`col_max_subtract`."""
-    mx = L.max(axis=0)
-    L -= mx
-    return mx
-
-
 _EMPTY = np.empty(0)
 
 
@@ -298,24 +262,6 @@ def normalize_log_prob_t_ref(Lt, w=None):
         ent_rows = -np.sum(np.where(R > 0, R * np.log(R), 0.0), axis=0)
     Lt[:] = R if w is None else R * w
     return log_norm, ent_rows
-
-
-def normalize_log_prob_t(Lt):
-    """Column-wise softmax of ``Lt`` (``K x B``) in place; return ``log_norm`` (B,).
-
-    On return ``Lt`` holds the responsibilities (each column sums to one) and
-    ``log_norm[n] = logsumexp(Lt[:, n])`` of the input. NumPy/SciPy equivalent::
-
-        log_norm = scipy.special.logsumexp(Lt, axis=0)
-        Lt[:] = np.exp(Lt - log_norm)
-
-    (NumPy form; :func:`softmax_t` is the fused kernel the E-step uses.)
-    """
-    mx = col_max_subtract(Lt)
-    np.exp(Lt, out=Lt)
-    s = np.ones(Lt.shape[0], dtype=Lt.dtype) @ Lt
-    Lt *= 1.0 / s
-    return mx + np.log(s)
 
 
 def normalize_log_prob(L, sample_weight=None):

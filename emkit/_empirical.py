@@ -10,9 +10,14 @@ random subset of the distinct rows is kept, each one decided by its own hash sal
 ``random_state``, so the subset too is a function of the distribution (and the same in
 memory and on dask, block by block).
 
-The hash is a 64-bit mix (splitmix64's finaliser) of the row's bit pattern, ``-0.0`` read as
-``0.0``; rows with equal hashes are compared value by value, so a collision can never merge
-two different rows (it falls back to an exact sort by value).
+Two 64-bit mixes (splitmix64's finaliser) of a row's bit pattern, ``-0.0`` read as ``0.0``:
+the canonical order is by :func:`row_hashes`, of the values rounded to float32 (float64 data
+and their float32 copy in the same order), rows with equal hashes compared value by value, so
+a collision can never merge two different rows (it falls back to an exact sort by value); the
+subsample is by :func:`row_keys`, salted, of the exact values, so distinct rows have distinct
+keys even when they are equal in float32 (rows of a 1e9-scale timestamp would otherwise share
+a few keys, and all be kept), and the cut to ``max_rows`` breaks a tie of keys by value: the
+subsample never has more than ``max_rows`` rows.
 """
 
 from __future__ import annotations
@@ -21,8 +26,8 @@ import numpy as np
 
 from .kernels._parallel import map_row_blocks
 
-__all__ = ["row_hashes", "KeySketch", "sketch_block", "select_block", "distinct_rows",
-           "merge_selected", "empirical_rows", "initial_rows"]
+__all__ = ["row_hashes", "row_keys", "KeySketch", "sketch_block", "select_block",
+           "distinct_rows", "cut_rows", "merge_selected", "empirical_rows", "initial_rows"]
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
@@ -49,12 +54,28 @@ def row_hashes(Xb) -> np.ndarray:
     canonical order (rows that differ only beyond float32 share a hash and are told apart by
     value, see :func:`distinct_rows`).
     """
-    n, d = Xb.shape
     with np.errstate(over="ignore"):
         Xb = np.asarray(Xb, dtype=np.float32) + np.float32(0)  # -0.0 + 0.0 is +0.0
-    words = np.ascontiguousarray(Xb).view(np.uint32)
-    h = np.full(n, _SEED, dtype=np.uint64)
-    for j in range(d):
+    return _hash_words(np.ascontiguousarray(Xb).view(np.uint32), _SEED)
+
+
+def row_keys(Xb, salt) -> np.ndarray:
+    """The selection key of each row: a 64-bit hash of its exact values (as float64,
+    ``-0.0`` as ``0.0``) seeded with ``salt``.
+
+    A function of the row's values only (the same for float32 data and their float64 copy);
+    rows that differ in any bit of float64 get unrelated keys, so the keys of the distinct
+    rows are (pseudo-)uniform, as the :class:`KeySketch` sizing assumes.
+    """
+    Xb = np.asarray(Xb, dtype=np.float64) + 0.0
+    seed = _mix(np.array([_SEED ^ np.uint64(salt)], dtype=np.uint64))[0]
+    return _hash_words(np.ascontiguousarray(Xb).view(np.uint64), seed)
+
+
+def _hash_words(words, seed):
+    """Each row's words (unsigned integers, one per feature) folded into a 64-bit hash."""
+    h = np.full(words.shape[0], seed, dtype=np.uint64)
+    for j in range(words.shape[1]):
         h ^= words[:, j].astype(np.uint64)
         _mix(h)
     return h
@@ -92,36 +113,28 @@ class KeySketch:
         return None if t >= 2.0**64 else int(t)
 
 
-def salted_keys(h, salt):
-    """The selection key of each row: its hash mixed with ``salt``."""
-    return _mix(h ^ np.uint64(salt))
-
-
 def sketch_block(Xb, wb, salt, k):
-    """:class:`KeySketch` of a block's rows with positive weight."""
-    h = row_hashes(Xb)
+    """:class:`KeySketch` of the keys (:func:`row_keys`) of a block's rows with positive
+    weight."""
     if wb is not None:
-        h = h[np.asarray(wb) > 0]
-    return KeySketch(salted_keys(h, salt), k)
+        Xb = Xb[np.asarray(wb) > 0]
+    return KeySketch(row_keys(Xb, salt), k)
 
 
 def select_block(Xb, wb, salt, threshold):
-    """The block's rows with positive weight whose salted key is below ``threshold``:
-    ``(rows, total weights, hashes)``, a selected row's copies merged; with ``threshold``
-    None all rows with positive weight, as they are (weights, or ones)."""
-    h = row_hashes(Xb)
+    """The block's distinct rows with positive weight whose key (:func:`row_keys`) is below
+    ``threshold`` (None: all of them): ``(rows, total weights, hashes)``, a row's copies
+    merged so that each travels once."""
     keep = None
     if threshold is not None:
-        keep = salted_keys(h.copy(), salt) < np.uint64(threshold)
+        keep = row_keys(Xb, salt) < np.uint64(threshold)
     if wb is not None:
         pos = np.asarray(wb) > 0
         keep = pos if keep is None else keep & pos
     if keep is not None:
-        Xb, h = Xb[keep], h[keep]
+        Xb = Xb[keep]
         wb = None if wb is None else np.asarray(wb)[keep]
-    if threshold is None:  # every row goes on: the merge finds the copies, once
-        return Xb, np.ones(Xb.shape[0]) if wb is None else np.asarray(wb, np.float64), h
-    Xu, wu, hu, _ = distinct_rows(Xb, wb, h)  # a selected row's copies travel once
+    Xu, wu, hu, _ = distinct_rows(Xb, wb, row_hashes(Xb))
     return Xu, wu, hu
 
 
@@ -151,19 +164,33 @@ def distinct_rows(X, w, h):
     return Xu, wu, h[order[start]], start.size < X.shape[0]
 
 
+def cut_rows(Xu, wu, *, salt, max_rows):
+    """``(Xu, wu)`` cut to the ``max_rows`` distinct rows (``Xu``: in canonical order,
+    ``-0.0`` read as ``0.0``) of smallest key (:func:`row_keys`), a tie of keys broken by
+    value: a function of the set of rows, kept in canonical order (all of them if no more,
+    or ``max_rows`` None)."""
+    if max_rows is None or Xu.shape[0] <= max_rows:
+        return Xu, wu
+    keys = row_keys(Xu, salt)
+    cut = np.partition(keys, max_rows - 1)[max_rows - 1]
+    keep = keys < cut
+    room = max_rows - np.count_nonzero(keep)
+    tied = np.flatnonzero(keys == cut)  # almost always one row; else the smallest values
+    if tied.size > room:
+        Xt = Xu[tied]
+        tied = tied[np.lexsort(tuple(Xt[:, j] for j in range(Xt.shape[1] - 1, -1, -1)))]
+    keep[tied[:room]] = True
+    return Xu[keep], wu[keep]  # canonical order is kept
+
+
 def merge_selected(parts, *, salt=0, max_rows=None):
     """``(Xu, wu)``: :func:`distinct_rows` over the blocks' :func:`select_block` results,
-    cut to the ``max_rows`` distinct rows of smallest salted key (if given)."""
+    cut to at most ``max_rows`` rows by :func:`cut_rows`."""
     Xs = np.concatenate([p[0] for p in parts])
     hs = np.concatenate([p[2] for p in parts])
     ws = np.concatenate([p[1] for p in parts])
-    Xu, wu, hu, _ = distinct_rows(Xs, ws, hs)
-    if max_rows is not None and Xu.shape[0] > max_rows:
-        keys = salted_keys(hu.copy(), salt)
-        cut = np.partition(keys, max_rows - 1)[max_rows - 1]
-        keep = keys <= cut  # hash order is kept: still canonical
-        Xu, wu = Xu[keep], wu[keep]
-    return Xu, wu
+    Xu, wu, _, _ = distinct_rows(Xs, ws, hs)
+    return cut_rows(Xu, wu, salt=salt, max_rows=max_rows)
 
 
 #: keys in the sketch that sizes the subsample (about 3% error on the number kept)
@@ -173,9 +200,9 @@ SKETCH_KEYS = 1024
 def empirical_rows(X, sample_weight, *, max_rows, salt, row_sum=None, gather=None):
     """The initialisation's data: ``(Xu, wu)``, the distinct rows with positive weight in
     canonical order and their total weights (counts without ``sample_weight``); above
-    ``max_rows`` rows only the ``max_rows`` distinct rows of smallest salted key (one pass
-    to size the selection with a :class:`KeySketch`, one to select; no per-row array of all
-    N rows is held).
+    ``max_rows`` distinct rows only ``max_rows`` of them, those of smallest key
+    (:func:`row_keys`, a tie by value: :func:`cut_rows`); one pass sizes the selection with
+    a :class:`KeySketch`, one selects.
 
     ``row_sum(func, *args)`` and ``gather(func, *args)`` run a per-block function over the
     blocks (summed, or listed in block order); by default over row blocks of in-memory
@@ -202,10 +229,10 @@ def empirical_rows(X, sample_weight, *, max_rows, salt, row_sum=None, gather=Non
             pos = np.asarray(w) > 0
             if not np.all(pos):  # zero weights: those rows are not in the distribution
                 X, w, h = X[pos], np.asarray(w)[pos], h[pos]
-        return distinct_rows(X, w, h)[:2]
+        Xu, wu = distinct_rows(X, w, h)[:2]
+        return cut_rows(Xu, wu, salt=salt, max_rows=max_rows)
     parts = gather(select_block, salt, threshold)
-    return merge_selected(parts, salt=salt,
-                          max_rows=None if threshold is None else max_rows)
+    return merge_selected(parts, salt=salt, max_rows=max_rows)
 
 
 def initial_rows(X, sample_weight, max_rows, n_components, random_state):

@@ -318,3 +318,90 @@ def test_bayesian_score_with_huge_weights_is_the_maximum_likelihood_limit(scale)
             X, sample_weight=np.full(len(X), scale))
         score = got.score(X, sample_weight=np.full(len(X), scale))
     assert score == pytest.approx(ref.score(X), rel=1e-6)
+
+
+def _timestamps(n=50_000, seed=0):
+    """Rows distinct in float64 but only ~50 distinct values in float32 (1e9-scale)."""
+    return 1e9 + np.random.default_rng(seed).uniform(0, 3000, size=(n, 1))
+
+
+def test_subsample_capped_when_float64_rows_collide_in_float32():
+    """Rows equal in float32 share a canonical-order hash, not a selection key: the
+    subsample still has exactly max_rows distinct rows of the data (it had all 49,999)."""
+    from emkit._empirical import empirical_rows
+
+    X = _timestamps()
+    assert np.unique(X.astype(np.float32)).size < 100 and np.unique(X).size > 49_000
+    Xu, wu = empirical_rows(X, None, max_rows=5000, salt=12345)
+    assert Xu.shape == (5000, 1) and np.unique(Xu).size == 5000
+    assert np.all(np.isin(Xu[:, 0], X[:, 0])) and np.all(wu == 1.0)
+    da = pytest.importorskip("dask.array")
+    import dask
+
+    from emkit._dask import DaskRows
+
+    with dask.config.set(scheduler="synchronous"):
+        rows = DaskRows(da.from_array(X, chunks=(7000, 1)))
+        Xd, wd = empirical_rows(rows, None, max_rows=5000, salt=12345,
+                                row_sum=rows.map_reduce, gather=rows.map_gather)
+    np.testing.assert_array_equal(Xd, Xu)
+    np.testing.assert_array_equal(wd, wu)
+    # below the cap of distinct rows but above it in rows: all distinct rows, weights summed
+    Xs, ws = empirical_rows(np.repeat(X[:3000], 3, axis=0), None, max_rows=5000, salt=7)
+    assert Xs.shape == (3000, 1) and np.all(ws == 3.0)
+
+
+def test_colliding_subsample_depends_only_on_the_distribution():
+    """On rows that collide in float32: shuffled rows, integer weights as repeated rows,
+    zero-weight rows and dask blocks all give the same subsample, row for row."""
+    from emkit._dask import DaskRows
+    from emkit._empirical import empirical_rows
+
+    rng = np.random.default_rng(1)
+    X = _timestamps(8000, seed=1)
+    X[::5] = X[1::5]  # some copies as well
+    counts = rng.integers(1, 4, size=len(X)).astype(np.float64)
+    kw = dict(max_rows=600, salt=2**63 + 5)
+    ref = empirical_rows(X, counts, **kw)
+    assert ref[0].shape[0] == 600
+
+    perm = rng.permutation(len(X))
+    rep = np.repeat(X, counts.astype(int), axis=0)
+    Xz = np.vstack([X, 1e9 + rng.uniform(0, 3000, size=(50, 1))])
+    others = [empirical_rows(X[perm], counts[perm], **kw),
+              empirical_rows(rep[rng.permutation(len(rep))], None, **kw),
+              empirical_rows(Xz, np.r_[counts, np.zeros(50)], **kw)]
+    da = pytest.importorskip("dask.array")
+    import dask
+
+    with dask.config.set(scheduler="synchronous"):
+        for chunks in (1000, 2999):
+            rows = DaskRows(da.from_array(X[perm], chunks=(chunks, 1)),
+                            da.from_array(counts[perm], chunks=chunks))
+            others.append(empirical_rows(rows, None, row_sum=rows.map_reduce,
+                                         gather=rows.map_gather, **kw))
+    for Xo, wo in others:
+        np.testing.assert_array_equal(Xo, ref[0])
+        np.testing.assert_array_equal(wo, ref[1])
+
+
+def test_tied_selection_keys_are_cut_by_value(monkeypatch):
+    """Should distinct rows share a selection key (a 64-bit collision; forced here with keys
+    of the float32 rounding), the cut to max_rows still keeps exactly max_rows rows,
+    whatever the row order, on the smallest values among the tied."""
+    from emkit import _empirical
+
+    coarse = _empirical.row_keys
+    monkeypatch.setattr(_empirical, "row_keys",
+                        lambda Xb, salt: coarse(np.asarray(Xb, np.float32), salt))
+    X = _timestamps(3000, seed=2)
+    perm = np.random.default_rng(3).permutation(len(X))
+    Xu, wu = _empirical.empirical_rows(X, None, max_rows=500, salt=11)
+    Xp, wp = _empirical.empirical_rows(X[perm], None, max_rows=500, salt=11)
+    assert Xu.shape == (500, 1) and np.unique(Xu).size == 500
+    np.testing.assert_array_equal(Xu, Xp)
+    np.testing.assert_array_equal(wu, wp)
+    f32 = X[:, 0].astype(np.float32)
+    for v in np.unique(Xu[:, 0].astype(np.float32)):  # a tied group is cut from below
+        group, kept = np.sort(X[f32 == v, 0]), np.sort(Xu[Xu[:, 0].astype(np.float32) == v, 0])
+        np.testing.assert_array_equal(kept, group[: kept.size])

@@ -4,8 +4,6 @@ for the mixtures also n_init, warm start, online EM, dask input and scores over 
 
 from __future__ import annotations
 
-import sys
-import time
 import warnings
 from abc import abstractmethod
 from functools import partial
@@ -18,15 +16,13 @@ from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from ._dask import em_model, is_dask_collection, on_dask
 from ._em import (
-    CHECK_MONOTONIC,
-    IterationInfo,
     monotonic_rtol,
     run_em,
 )
 from ._online import OnlineEMMixin
+from ._progress import ProgressMixin, VerbosePrinter
 from ._validation import (
     block_summary,
-    check_choice,
     check_fit_data,
     check_int,
     check_learning_schedule,
@@ -109,79 +105,6 @@ def as_resp(assignments, dtype=np.float64):
         return assignments
     labels, k = assignments
     return one_hot(labels, k, dtype)
-
-
-class VerbosePrinter:
-    """The progress callback behind ``verbose``: prints what scikit-learn's mixtures print."""
-
-    def __init__(self, verbose: int, verbose_interval: int = 10, stream=None):
-        self.verbose = verbose
-        self.verbose_interval = max(1, int(verbose_interval))
-        self.stream = stream
-        self._t_init = time.perf_counter()
-        self._t_iter = self._t_init
-
-    def _print(self, msg):
-        print(msg, file=self.stream or sys.stdout)
-
-    def begin_init(self, init: int) -> None:
-        if self.verbose >= 1:
-            self._print(f"Initialization {init}")
-        self._t_init = self._t_iter = time.perf_counter()
-
-    def __call__(self, info: IterationInfo) -> None:
-        if self.verbose < 1 or info.iteration % self.verbose_interval != 0:
-            return
-        if self.verbose == 1:
-            self._print(f"  Iteration {info.iteration}")
-        else:
-            now = time.perf_counter()
-            self._print(
-                f"  Iteration {info.iteration}\t time lapse {now - self._t_iter:.5f}s\t "
-                f"ll change {info.change:.5f}"
-            )
-            self._t_iter = now
-
-    def end_init(self, lower_bound: float, converged: bool) -> None:
-        if self.verbose < 1:
-            return
-        state = "converged" if converged else "did not converge"
-        if self.verbose == 1:
-            self._print(f"Initialization {state}.")
-        else:
-            self._print(
-                f"Initialization {state}. time lapse {time.perf_counter() - self._t_init:.5f}s"
-                f"\t lower bound {lower_bound:.5f}."
-            )
-
-
-class ProgressMixin:
-    """The progress parameters every emkit estimator has, checked and chained in one place:
-    ``verbose`` (and ``verbose_interval`` where present), ``callback``, ``check_monotonic``.
-    :class:`BaseEM` builds on it; so does LatentDirichletAllocation, whose loop is its own."""
-
-    def _check_progress(self, allow_bool_verbose=False):
-        """``verbose`` may be a bool where the estimator's reference takes one."""
-        verbose = self.verbose
-        if allow_bool_verbose and isinstance(verbose, (bool, np.bool_)):
-            verbose = int(verbose)
-        check_int(verbose, "verbose", low=0)
-        check_int(getattr(self, "verbose_interval", 1), "verbose_interval", low=1)
-        check_choice(self.check_monotonic, "check_monotonic", CHECK_MONOTONIC)
-        if self.callback is not None and not callable(self.callback):
-            raise ValueError(f"callback must be callable or None, got {self.callback!r}.")
-
-    def _chained(self, printer):
-        """``printer`` (called with the driver's :class:`IterationInfo` and any extra
-        arguments) followed by the user's ``callback`` (called with the info only)."""
-        user_cb = self.callback
-
-        def callback(info, *extra):
-            printer(info, *extra)
-            if user_cb is not None:
-                user_cb(info)
-
-        return callback
 
 
 class BaseEM(ProgressMixin, BaseEstimator):

@@ -12,9 +12,9 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils import check_random_state, gen_batches
 from sklearn.utils.validation import check_is_fitted
 
-from .._base import ProgressMixin
 from .._dask import em_model, is_dask_collection, on_dask
 from .._em import IterationInfo, monotonic_rtol, run_em, stepwise_update
+from .._progress import ProgressMixin
 from .._trace import Trace
 from .._validation import (
     check_choice,

@@ -72,15 +72,21 @@ def time_fit(est, X, repeats):
     return best
 
 
-def gemm_rate(dtype=np.float64, n=2048, repeats=7):
-    """The machine's GEMM rate: best of several square n x n products (BLAS, all threads)."""
+def gemm_rate(dtype=np.float64, n=2048, repeats=7, one_thread=False):
+    """The machine's GEMM rate: best of several square n x n products (BLAS, all threads;
+    ``one_thread``: OpenBLAS held to one thread, the practical arithmetic peak of a core)."""
+    from contextlib import nullcontext
+
+    from emkit.kernels._parallel import blas_single_thread
+
     a = np.random.default_rng(0).normal(size=(n, n)).astype(dtype)
-    a @ a
-    best = np.inf
-    for _ in range(repeats):
-        t = time.perf_counter()
+    with blas_single_thread() if one_thread else nullcontext():
         a @ a
-        best = min(best, time.perf_counter() - t)
+        best = np.inf
+        for _ in range(repeats):
+            t = time.perf_counter()
+            a @ a
+            best = min(best, time.perf_counter() - t)
     return 2 * n**3 / best
 
 

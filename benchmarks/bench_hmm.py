@@ -24,6 +24,7 @@ import time
 from functools import partial
 
 import numpy as np
+from bench_gmm import gemm_rate as gemm_rate_of  # the same GEMM probe, on one thread
 
 import emkit
 from emkit.kernels import hmm as kern
@@ -117,22 +118,6 @@ def fma_peak():
     return 2.0 * x.size * n / dt
 
 
-def gemm_peak(n=1000, repeats=3):
-    """float64 GEMM rate (flops/s) of one core: OpenBLAS held to one thread, best of
-    ``repeats`` ``n x n`` products (the practical arithmetic peak of a core)."""
-    from emkit.kernels._parallel import blas_single_thread
-
-    a = np.random.default_rng(0).random((n, n))
-    with blas_single_thread():
-        a @ a
-        best = np.inf
-        for _ in range(repeats):
-            t = time.perf_counter()
-            a @ a
-            best = min(best, time.perf_counter() - t)
-    return 2.0 * n**3 / best
-
-
 def kernel_rate(X, lengths, init, k):
     starts = np.concatenate([[0], np.cumsum(lengths)])
     B = np.random.default_rng(0).random((len(X), k))
@@ -155,7 +140,7 @@ def main():
     configs = QUICK if args.quick else CONFIGS
     if args.only:
         configs = [c for c in configs if args.only in c[0]]
-    loop_rate, gemm_rate = fma_peak(), gemm_peak()
+    loop_rate, gemm_rate = fma_peak(), gemm_rate_of(n=1000, repeats=3, one_thread=True)
     peak = max(loop_rate, gemm_rate)
     print(f"# float64 rate of one core: vector multiply-add loop {loop_rate / 1e9:.1f} GFLOP/s,"
           f" one-thread DGEMM {gemm_rate / 1e9:.1f} GFLOP/s; '% peak' is against the larger."

@@ -49,7 +49,12 @@ class CategoricalEmission:
     def serial(self) -> CategoricalEmission:
         return self
 
-    def log_prob(self, E, x):
+    def features(self, E, x):
+        """No per-block features to share between the passes (the protocol of
+        :class:`~emkit.models.hmm.GaussianEmission`)."""
+        return None
+
+    def log_prob(self, E, x, features=None):
         if x.ndim == 1:
             return floored_log(E).T[x].astype(self.dtype)
         logE = floored_log(E)
@@ -58,7 +63,7 @@ class CategoricalEmission:
             L += logE[:, d, :].T[x[:, d]]
         return L.astype(self.dtype, copy=False)
 
-    def scaled(self, E, x, reuse=False):
+    def scaled(self, E, x, reuse=False, features=None):
         """``exp(log_prob - its row maxima)`` and the maxima, by a gather: symbol ``v``'s
         column of ``E`` divided by its largest entry (floored as :meth:`log_prob` floors).
         With ``reuse`` both land in this thread's scratch memory (valid for the block)."""
@@ -73,7 +78,7 @@ class CategoricalEmission:
         mx = scratch("hmm-emission-max", (n,), np.float64) if reuse else None
         return np.take(table, x, axis=0, out=out), np.take(np.log(top), x, out=mx)
 
-    def stats(self, E, x, R, total_weight):
+    def stats(self, E, x, R, total_weight, features=None):
         if x.ndim == 1:
             return kern.symbol_counts(x, R, self.n_symbols).T
         return np.stack([kern.symbol_counts(np.ascontiguousarray(x[:, d]), R, self.n_symbols).T

@@ -271,23 +271,35 @@ class GaussianModel:
 
     # ------------------------------------------------------------------ block passes
     def _features(self, Xb, prep, reuse=False):
-        """The block's features ``F x B``; with ``reuse`` in this thread's scratch memory."""
+        """The block's features ``F x B``; with ``reuse`` in this thread's scratch memory
+        (``reuse`` a string: under that name, for a caller that keeps them across calls)."""
         b, d = Xb.shape
         out = work = None
         if reuse:
             f = kern.n_features_quad(d, self.covariance_type)
-            out = scratch("gaussian-features", (f, b), Xb.dtype)
+            name = reuse if isinstance(reuse, str) else "gaussian-features"
+            out = scratch(name, (f, b), Xb.dtype)
         if self.covariance_type in ("full", "tied"):
             if reuse:
                 work = scratch("gaussian-centred", (d, b), Xb.dtype)
             return kern.quad_features(Xb, prep.center, out=out, work=work)
         return kern.square_features(Xb, prep.center, out=out)
 
-    def _block_log_prob(self, Xb, prep):
-        """``log w_k + log N(x_n | k)`` for a block (B x K; float64 on the exact path)."""
+    def _block_log_prob(self, Xb, prep, out):
+        """``out[:] = log w_k + log N(x_n | k)`` for a block (B x K). Fast path: one GEMM
+        ``Phi^T W`` straight into ``out`` (BLAS reads the transposed operands in place)."""
         if prep.path == "fast":
-            return (prep.Wt @ self._features(Xb, prep)).T
-        return self._exact_log_prob_t(Xb.astype(prep.work, copy=False), prep).T
+            np.matmul(self._features(Xb, prep, reuse=True).T, prep.Wt.T, out=out)
+        else:
+            out[:] = self._exact_log_prob_t(Xb.astype(prep.work, copy=False), prep).T
+
+    def block_features(self, X, prep):
+        """The fast path's features of all rows of ``X`` (F x N), in this thread's scratch
+        memory (valid until its next call), for a caller that passes them to both
+        :meth:`log_prob` and :meth:`stats_given_resp` (``features=``); None on the exact
+        path. The hidden Markov models' blocks compute them once per E-step this way."""
+        return self._features(X, prep, reuse="gaussian-block-features") \
+            if prep.path == "fast" else None
 
     def _exact_log_prob_t(self, Xb, prep, out=None):
         """The exact path's ``K x B`` log-probabilities of rows ``Xb`` (in ``prep.work``)."""
@@ -438,7 +450,7 @@ class GaussianModel:
         return nk, sx, sxx
 
     def stats_given_resp(self, params: GaussianParams, X, resp, *, total_weight,
-                         n_rows, prep=None) -> GaussianStats:
+                         n_rows, prep=None, features=None) -> GaussianStats:
         """Statistics of ``X`` for given weighted responsibilities ``resp`` (N x K, sample
         weights already applied), float64.
 
@@ -447,13 +459,14 @@ class GaussianModel:
         the block's features with ``resp`` (statistics about ``center``); otherwise the exact
         per-component pass about ``params.means``. ``log_evidence`` and ``entropy`` are zero:
         they belong to the model whose posteriors ``resp`` are. ``prep``: ``prepare(params)``
-        if the caller has it already.
+        if the caller has it already; ``features``: its :meth:`block_features` of ``X``.
         """
         n, d = X.shape
         prep = self.prepare(params) if prep is None else prep
         if prep.path == "fast":
             def block(sl):
-                Phi = self._features(X[sl], prep, reuse=True)
+                Phi = self._features(X[sl], prep, reuse=True) if features is None \
+                    else features[:, sl]
                 r = resp[sl]
                 s = 1.0
                 if r.dtype != Phi.dtype:  # float64 weights in the responsibilities
@@ -463,7 +476,7 @@ class GaussianModel:
                     G *= s
                 return G, 0, 0
 
-            parts = map_row_blocks(
+            parts = [block(slice(0, n))] if features is not None else map_row_blocks(
                 block, n, self._block_size(d, "fast"), self.n_threads, combine=_add_parts
             )
             G = parts[0][0].copy()
@@ -580,15 +593,15 @@ class GaussianModel:
         return 0.0
 
     # ------------------------------------------------------------------ prediction
-    def log_prob(self, params: GaussianParams, X, prep=None) -> np.ndarray:
+    def log_prob(self, params: GaussianParams, X, prep=None, features=None) -> np.ndarray:
         """``log w_k + log N(x_n | mu_k, Sigma_k)`` for every row (N x K, data dtype);
-        ``prep``: ``prepare(params)`` if the caller has it already."""
+        ``prep``: ``prepare(params)`` if the caller has it already; ``features``: its
+        :meth:`block_features` of ``X``, if the caller has them."""
         prep = self.prepare(params) if prep is None else prep
         n, d = X.shape
         out = np.empty((n, params.n_components), dtype=prep.dtype)
-
-        def block(sl):
-            out[sl] = self._block_log_prob(X[sl], prep)
-
-        map_row_blocks(block, n, self._block_size(d, prep.path), self.n_threads)
+        if features is not None:  # block_features(X, prep)
+            return np.matmul(features.T, prep.Wt.T, out=out)
+        map_row_blocks(lambda sl: self._block_log_prob(X[sl], prep, out[sl]), n,
+                       self._block_size(d, prep.path), self.n_threads)
         return out

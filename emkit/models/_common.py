@@ -8,13 +8,13 @@ __all__ = ["LOG_TINY", "ComponentShape", "floored_log", "one_hot"]
 
 #: log of the smallest normal float64: the floor of every log-weight, so a zero weight never
 #: puts -inf (and 0 * -inf = NaN) into a kernel
-LOG_TINY = float(np.log(np.finfo(np.float64).tiny))
+_TINY = float(np.finfo(np.float64).tiny)
+LOG_TINY = float(np.log(_TINY))
 
 
 def floored_log(x) -> np.ndarray:
-    """``log(x)`` floored at :data:`LOG_TINY`."""
-    with np.errstate(divide="ignore"):
-        return np.maximum(np.log(x), LOG_TINY)
+    """``log(x)`` floored at :data:`LOG_TINY` (as ``log(max(x, tiny))``: no log of zero)."""
+    return np.log(np.maximum(x, _TINY))
 
 
 def one_hot(labels, n_components: int, dtype=np.float64) -> np.ndarray:

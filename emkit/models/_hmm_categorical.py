@@ -84,11 +84,11 @@ class CategoricalEmission:
         return np.stack([kern.symbol_counts(np.ascontiguousarray(x[:, d]), R, self.n_symbols).T
                          for d in range(x.shape[1])], axis=1)
 
-    def ecll(self, E, counts) -> float:
-        return float(np.sum(counts * floored_log(E)))
-
-    def roundoff_scale(self, E, counts) -> float:
-        return float(np.sum(np.abs(counts * floored_log(E))))
+    def ecll_and_scale(self, E, counts):
+        """``(sum counts log E, sum |counts log E|)``: the emissions' part of the bound and
+        the size its round-off is relative to."""
+        t = counts * floored_log(E)
+        return float(np.sum(t)), float(np.sum(np.abs(t)))
 
     def m_step(self, counts, old):
         if not self.update:

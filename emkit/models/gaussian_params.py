@@ -178,6 +178,10 @@ class GaussianParams(ComponentShape):
         form: ``log w_k + log det U_k``, or ``log_const`` when given."""
         if self.log_const is not None:
             return self.log_const
+        return self._log_constants
+
+    @cached_property
+    def _log_constants(self) -> np.ndarray:  # once per parameter set (read once per pass)
         return self.log_weights() + self.log_det_cholesky()
 
     def replace(self, **changes) -> GaussianParams:

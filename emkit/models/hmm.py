@@ -275,11 +275,9 @@ class GaussianEmission:
         sxx = es.sxx + M * ((mu - s) ** 2 + 1.0 / _diag_precisions(ep) - (c - s) ** 2)
         return GaussianStats(es.nk, sx, sxx, s, 0.0, 0.0, es.total_weight, es.n_rows)
 
-    def ecll(self, ep, es) -> float:
-        return self.gaussian.expected_complete_loglik(ep, es)
-
-    def roundoff_scale(self, ep, es) -> float:
-        return self.gaussian.roundoff_scale(ep, es)
+    def ecll_and_scale(self, ep, es):
+        """``(E_Q[log p(X | Z, theta)], the size its round-off is relative to)``."""
+        return self.gaussian.ecll_and_scale(ep, es)
 
     def _cw(self, d):
         ct, cw = self.covariance_type, np.asarray(self.covars_weight, dtype=np.float64)
@@ -500,12 +498,12 @@ class HMMModel:
         total = parts[0]
         for p in parts[1:]:
             total = total + p
-        ecll = self._ecll(params, total)
+        terms = self._terms(params, total)
         stats = HMMStats(
             total.start, total.trans, total.emission, total.log_evidence,
-            total.log_evidence - ecll, total.total_weight, total.n_rows, params,
+            total.log_evidence - terms[0], total.total_weight, total.n_rows, params,
         )
-        params.cached(("ecll", id(stats)), (self, stats), lambda: ecll)
+        params.cached(("terms", id(stats)), (self, stats), lambda: terms)
         return stats, None
 
     # ------------------------------------------------------------------ M-step and bound
@@ -524,13 +522,20 @@ class HMMModel:
     def expected_complete_loglik(self, params: HMMParams, stats: HMMStats) -> float:
         """``E_Q[log p(X, Z | theta)]`` from the statistics; computed once per parameter set
         and statistics (the driver asks for the same pair several times per iteration)."""
-        return params.cached(("ecll", id(stats)), (self, stats),
-                             lambda: self._ecll(params, stats))
+        return self._cached_terms(params, stats)[0]
 
-    def _ecll(self, params, stats):
+    def _cached_terms(self, params, stats):
+        return params.cached(("terms", id(stats)), (self, stats),
+                             lambda: self._terms(params, stats))
+
+    def _terms(self, params, stats):
+        """``(E_Q[log p(X, Z | theta)], the sum of the absolute values of its terms)``,
+        chain and emissions, in one evaluation."""
         log_pi, log_a = params.log_chain()
-        chain = np.dot(stats.start, log_pi) + np.sum(stats.trans * log_a)
-        return float(chain) + self.emission.ecll(params.emission, stats.emission)
+        t_start, t_trans = stats.start * log_pi, stats.trans * log_a
+        e_ecll, e_size = self.emission.ecll_and_scale(params.emission, stats.emission)
+        return (float(np.sum(t_start) + np.sum(t_trans)) + e_ecll,
+                float(np.sum(np.abs(t_start)) + np.sum(np.abs(t_trans))) + e_size)
 
     def log_prior(self, params: HMMParams) -> float:
         """The log prior the M-step maximises (up to a constant), computed once per
@@ -554,16 +559,8 @@ class HMMModel:
 
     def roundoff_scale(self, params: HMMParams, stats: HMMStats) -> float:
         """Sum of the absolute terms of the bound (once per parameter set and statistics)."""
-        return params.cached(("roundoff", id(stats)), (self, stats),
-                             lambda: self._roundoff_scale(params, stats))
-
-    def _roundoff_scale(self, params, stats):
-        log_pi, log_a = params.log_chain()
-        chain = np.sum(np.abs(stats.start * log_pi)) + np.sum(np.abs(stats.trans * log_a))
-        return float(
-            chain + self.emission.roundoff_scale(params.emission, stats.emission)
-            + abs(stats.entropy) + abs(stats.log_evidence)
-        )
+        return (self._cached_terms(params, stats)[1] + abs(stats.entropy)
+                + abs(stats.log_evidence))
 
     # ------------------------------------------------------------------ prediction
     def score_sequences(self, params: HMMParams, seqs: Sequences):

@@ -8,6 +8,8 @@ import numpy as np
 from sklearn.utils import check_array
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from .kernels._rows import column_reduce
+
 __all__ = [
     "check_fit_data",
     "check_predict_data",
@@ -175,8 +177,8 @@ def check_data_scale(X, sample_weight=None, *, spread=None, total=None):
     with np.errstate(over="ignore", invalid="ignore"):
         # fmin/fmax skip NaN (missing entries of a GaussianHMM); an all-missing feature
         # has no range
-        lo = np.asarray(np.fmin.reduce(X, axis=0), dtype=np.float64)
-        hi = np.asarray(np.fmax.reduce(X, axis=0), dtype=np.float64)
+        lo = np.asarray(column_reduce(np.fmin, X), dtype=np.float64)
+        hi = np.asarray(column_reduce(np.fmax, X), dtype=np.float64)
         ranges = np.where(np.isnan(lo), 0.0, hi - lo)
         r = float(np.max(ranges))
         j = int(np.argmax(ranges))

@@ -15,6 +15,7 @@ import numpy as np
 from scipy import linalg
 
 from ..kernels._parallel import map_row_blocks
+from ..kernels._rows import column_reduce
 from ._common import ComponentShape, floored_log
 
 __all__ = [
@@ -282,7 +283,7 @@ def _weighted_sum(Xb, wb):
     """``sum_n w_n x_n`` and ``sum_n w_n`` of a block of rows, float64."""
     Xb = np.asarray(Xb, dtype=np.float64)
     if wb is None:
-        return np.append(Xb.sum(axis=0), Xb.shape[0])
+        return np.append(column_reduce(np.add, Xb), Xb.shape[0])
     wb = np.asarray(wb, dtype=np.float64)
     return np.append(wb @ Xb, wb.sum())
 
@@ -293,7 +294,7 @@ def _weighted_sq_dev(Xb, wb, c):
     Y = np.asarray(Xb, dtype=np.float64) - c
     with np.errstate(over="ignore", invalid="ignore"):
         Y *= Y
-        return Y.sum(axis=0) if wb is None else np.asarray(wb, dtype=np.float64) @ Y
+        return column_reduce(np.add, Y) if wb is None else np.asarray(wb, dtype=np.float64) @ Y
 
 
 def _weighted_scatter(Xb, wb, c):

@@ -17,6 +17,7 @@ from ..kernels import gaussian_exact as kexact
 from ..kernels._parallel import map_row_blocks, scratch
 from ..kernels._rows import unit_weights
 from ._common import one_hot
+from ._gaussian_cost import PATH_COST, _fast_cheaper, cost_features, path_costs
 from .gaussian_params import (
     COVARIANCE_TYPES,
     GaussianParams,
@@ -54,44 +55,6 @@ LOG_2PI = kern.LOG_2PI
 #: ``s_k = |mu_k - c| + spread`` (spread: the data's per-feature deviation about c). The same
 #: ratio bounds the cancellation in the M-step's ``S / N_k - m m^T`` about c.
 FAST_PATH_MAX_AMPLIFICATION = {np.dtype(np.float64): 1e4, np.dtype(np.float32): 100.0}
-
-
-#: Cost model of the two E-step paths, seconds per row on one thread: ``PATH_COST[family][path]``
-#: dotted with :func:`cost_features`. Fitted (non-negative least squares on relative error)
-#: to one-thread E-step timings over D in 2..256, K in 1..64 by
-#: ``python benchmarks/bench_gmm.py --calibrate`` (see benchmarks/RESULTS.md for the run).
-#: Only the ratio of the two paths' costs matters, so a faster or slower machine shifts both.
-PATH_COST = {
-    "full": {"fast": (2.85e-08, 9.34e-10, 2.56e-10, 2.43e-10),
-             "exact": (2.97e-08, 5.46e-09, 1.02e-10)},
-    "diag": {"fast": (2.13e-08, 1.08e-09, 2.13e-10, 0.0),
-             "exact": (2.9e-08, 2.67e-09)},
-}
-
-
-def cost_features(covariance_type: str, n_features: int, n_components: int) -> dict:
-    """Terms of each path's cost per row: ``{"fast": [...], "exact": [...]}``.
-
-    fast: ``[1, F, F K, F spill]`` (building the ``F`` features, the two ``F x K`` GEMMs,
-    and ``spill`` = 1 when even a 64-row block of features exceeds the 1.5 MB the block size
-    aims at, so they stream from memory); exact, full and tied: ``[K, K D, K D^2]`` (per
-    component: call overheads, the ``B x D`` passes, the triangular product and rank-B
-    update); exact, diag and spherical: ``[K, K D]``.
-    """
-    d, k = n_features, n_components
-    f = kern.n_features_quad(d, covariance_type)
-    spill = 1.0 if f * 64 * 8 > (3 << 19) else 0.0
-    fast = [1.0, f, f * k, f * spill]
-    if covariance_type in ("full", "tied"):
-        return {"fast": fast, "exact": [k, k * d, k * d * d]}
-    return {"fast": fast, "exact": [k, k * d]}
-
-
-def path_costs(covariance_type: str, n_features: int, n_components: int) -> dict:
-    """Modelled seconds per row of an E-step on each path (see :data:`PATH_COST`)."""
-    family = "full" if covariance_type in ("full", "tied") else "diag"
-    feats = cost_features(covariance_type, n_features, n_components)
-    return {p: float(np.dot(PATH_COST[family][p], feats[p])) for p in ("fast", "exact")}
 
 
 def _add_parts(a, b):
@@ -194,8 +157,7 @@ class GaussianModel:
         the exact one for this shape. Its ``F = D (D + 1) / 2 + D + 1`` features per row
         (full, tied) only pay off when enough components share them: at D = 256 the exact
         path is cheaper for every K up to 32 at least, at D = 16 the fast path from K = 2."""
-        costs = path_costs(self.covariance_type, n_features, n_components)
-        return costs["fast"] < costs["exact"]
+        return _fast_cheaper(self.covariance_type, int(n_features), int(n_components))
 
     def _choice(self, params: GaussianParams) -> tuple[str, np.dtype]:
         """``(path, dtype of its arithmetic)`` for ``params`` (see :meth:`fast_path_ok`)."""

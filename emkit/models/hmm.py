@@ -401,7 +401,8 @@ def _forward_backward(emission, params, X, starts, weights=None, reuse=False, fe
     gamma, ll, trans = kern.forward_backward(B, starts, params.startprob, params.transmat,
                                              out=out)
     ll += np.add.reduceat(mx, starts[:-1])
-    if np.isfinite(ll).all() and np.isfinite(gamma).all():
+    # posteriors are in [0, 1] when all is well: one sum tells (no N x K mask)
+    if np.isfinite(ll).all() and np.isfinite(np.sum(gamma, dtype=np.float64)):
         return ll, gamma, trans
     ok = np.isfinite(ll) & np.logical_and.reduceat(
         np.isfinite(gamma).all(axis=1), starts[:-1])

@@ -536,13 +536,14 @@ class GaussianModel:
         pc = params.precisions_cholesky
         p = pc**2 if self.covariance_type == "diag" else np.repeat((pc**2)[:, None], d, axis=1)
         delta, nk = params.means - stats.shift, stats.nk
-        q_xx = np.sum(p * stats.sxx)
+        # array methods, not np.sum: these arrays are tiny, the wrapper's overhead is not
+        q_xx = (p * stats.sxx).sum()
         px = p * delta * stats.sx
-        q_x, q_x_abs = np.sum(px), np.sum(np.abs(px))
-        q_1 = np.dot(nk, np.sum(p * delta**2, axis=1))
+        q_x, q_x_abs = px.sum(), np.abs(px).sum()
+        q_1 = np.dot(nk, (p * delta**2).sum(axis=1))
         const = params.log_constants() - 0.5 * d * LOG_2PI
         ecll = float(np.dot(nk, const) - 0.5 * (q_xx - 2.0 * q_x + q_1))
-        size = np.dot(nk, np.abs(const)) + 0.5 * (np.sum(p * np.abs(stats.sxx)) + 2.0 * q_x_abs
+        size = np.dot(nk, np.abs(const)) + 0.5 * ((p * np.abs(stats.sxx)).sum() + 2.0 * q_x_abs
                                                    + q_1)
         ev = stats.log_evidence
         return ecll, float(size + abs(stats.entropy) + (abs(ev) if np.isfinite(ev) else 0.0))

@@ -535,8 +535,8 @@ class HMMModel:
         log_pi, log_a = params.log_chain()
         t_start, t_trans = stats.start * log_pi, stats.trans * log_a
         e_ecll, e_size = self.emission.ecll_and_scale(params.emission, stats.emission)
-        return (float(np.sum(t_start) + np.sum(t_trans)) + e_ecll,
-                float(np.sum(np.abs(t_start)) + np.sum(np.abs(t_trans))) + e_size)
+        return (float(t_start.sum() + t_trans.sum()) + e_ecll,
+                float(np.abs(t_start).sum() + np.abs(t_trans).sum()) + e_size)
 
     def log_prior(self, params: HMMParams) -> float:
         """The log prior the M-step maximises (up to a constant), computed once per

@@ -379,16 +379,6 @@ class DaskRows:
         (result,) = dask.compute(total)
         return result, new
 
-    def map_gather(self, func, *args):
-        """``[func(convert(X_b), w_b, *args) for every block]``, gathered to the client in
-        block order (for results much smaller than the blocks: a selection of rows)."""
-        import dask
-        from dask import delayed
-
-        parts = [delayed(_apply_block)(func, self.convert, xb, wb, *args)
-                 for xb, wb in zip(self._blocks, self._wblocks, strict=True)]
-        return list(dask.compute(*parts))
-
     def take(self, indices):
         """Rows ``indices`` (sorted, unique) and their weights, gathered to the client."""
         import dask

@@ -26,7 +26,7 @@ import numpy as np
 
 from .kernels._parallel import map_row_blocks
 
-__all__ = ["row_hashes", "row_keys", "KeySketch", "sketch_block", "select_block",
+__all__ = ["row_hashes", "row_keys", "KeySketch", "Selection", "sketch_block", "select_block",
            "distinct_rows", "cut_rows", "merge_selected", "empirical_rows", "initial_rows"]
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -121,10 +121,38 @@ def sketch_block(Xb, wb, salt, k):
     return KeySketch(row_keys(Xb, salt), k)
 
 
-def select_block(Xb, wb, salt, threshold):
-    """The block's distinct rows with positive weight whose key (:func:`row_keys`) is below
-    ``threshold`` (None: all of them): ``(rows, total weights, hashes)``, a row's copies
-    merged so that each travels once."""
+class Selection:
+    """Distinct rows in canonical order, their total weights and hashes, cut to the
+    ``max_rows`` of smallest key (:func:`cut_rows`; None: all of them).
+
+    Additive: the sum of two selections is the selection of the union of their rows (the
+    ``max_rows`` smallest of a union are among the ``max_rows`` smallest of each part, and a
+    row kept has all its copies' weight). So a dask input sums the blocks' selections in a
+    tree of tasks like statistics, and no task, and not the client, holds more than
+    ``FAN_IN`` selections of at most ``max_rows`` rows, however many blocks repeat a row.
+    """
+
+    def __init__(self, Xu, wu, hu, salt, max_rows):
+        keep = _cut_mask(Xu, salt, max_rows)
+        if keep is not None:
+            Xu, wu, hu = Xu[keep], wu[keep], hu[keep]
+        self.X, self.w, self.h, self.salt, self.max_rows = Xu, wu, hu, salt, max_rows
+
+    def __add__(self, other):
+        if isinstance(other, int) and other == 0:
+            return self
+        Xu, wu, hu, _ = distinct_rows(np.concatenate([self.X, other.X]),
+                                      np.concatenate([self.w, other.w]),
+                                      np.concatenate([self.h, other.h]))
+        return Selection(Xu, wu, hu, self.salt, self.max_rows)
+
+    __radd__ = __add__
+
+
+def select_block(Xb, wb, salt, threshold, max_rows=None):
+    """:class:`Selection` of the block's distinct rows with positive weight whose key
+    (:func:`row_keys`) is below ``threshold`` (None: all of them), a row's copies merged so
+    that each travels once."""
     keep = None
     if threshold is not None:
         keep = row_keys(Xb, salt) < np.uint64(threshold)
@@ -135,7 +163,7 @@ def select_block(Xb, wb, salt, threshold):
         Xb = Xb[keep]
         wb = None if wb is None else np.asarray(wb)[keep]
     Xu, wu, hu, _ = distinct_rows(Xb, wb, row_hashes(Xb))
-    return Xu, wu, hu
+    return Selection(Xu, wu, hu, salt, max_rows)
 
 
 def distinct_rows(X, w, h):
@@ -164,13 +192,10 @@ def distinct_rows(X, w, h):
     return Xu, wu, h[order[start]], start.size < X.shape[0]
 
 
-def cut_rows(Xu, wu, *, salt, max_rows):
-    """``(Xu, wu)`` cut to the ``max_rows`` distinct rows (``Xu``: in canonical order,
-    ``-0.0`` read as ``0.0``) of smallest key (:func:`row_keys`), a tie of keys broken by
-    value: a function of the set of rows, kept in canonical order (all of them if no more,
-    or ``max_rows`` None)."""
+def _cut_mask(Xu, salt, max_rows):
+    """The rows :func:`cut_rows` keeps (None: all)."""
     if max_rows is None or Xu.shape[0] <= max_rows:
-        return Xu, wu
+        return None
     keys = row_keys(Xu, salt)
     cut = np.partition(keys, max_rows - 1)[max_rows - 1]
     keep = keys < cut
@@ -180,15 +205,24 @@ def cut_rows(Xu, wu, *, salt, max_rows):
         Xt = Xu[tied]
         tied = tied[np.lexsort(tuple(Xt[:, j] for j in range(Xt.shape[1] - 1, -1, -1)))]
     keep[tied[:room]] = True
-    return Xu[keep], wu[keep]  # canonical order is kept
+    return keep
+
+
+def cut_rows(Xu, wu, *, salt, max_rows):
+    """``(Xu, wu)`` cut to the ``max_rows`` distinct rows (``Xu``: in canonical order,
+    ``-0.0`` read as ``0.0``) of smallest key (:func:`row_keys`), a tie of keys broken by
+    value: a function of the set of rows, kept in canonical order (all of them if no more,
+    or ``max_rows`` None)."""
+    keep = _cut_mask(Xu, salt, max_rows)
+    return (Xu, wu) if keep is None else (Xu[keep], wu[keep])  # canonical order is kept
 
 
 def merge_selected(parts, *, salt=0, max_rows=None):
-    """``(Xu, wu)``: :func:`distinct_rows` over the blocks' :func:`select_block` results,
-    cut to at most ``max_rows`` rows by :func:`cut_rows`."""
-    Xs = np.concatenate([p[0] for p in parts])
-    hs = np.concatenate([p[2] for p in parts])
-    ws = np.concatenate([p[1] for p in parts])
+    """``(Xu, wu)``: :func:`distinct_rows` over the blocks' :func:`select_block` results
+    (in memory: one sort of them all), cut to at most ``max_rows`` rows by :func:`cut_rows`."""
+    Xs = np.concatenate([p.X for p in parts])
+    hs = np.concatenate([p.h for p in parts])
+    ws = np.concatenate([p.w for p in parts])
     Xu, wu, _, _ = distinct_rows(Xs, ws, hs)
     return cut_rows(Xu, wu, salt=salt, max_rows=max_rows)
 
@@ -197,25 +231,28 @@ def merge_selected(parts, *, salt=0, max_rows=None):
 SKETCH_KEYS = 1024
 
 
-def empirical_rows(X, sample_weight, *, max_rows, salt, row_sum=None, gather=None):
+def empirical_rows(X, sample_weight, *, max_rows, salt, row_sum=None):
     """The initialisation's data: ``(Xu, wu)``, the distinct rows with positive weight in
     canonical order and their total weights (counts without ``sample_weight``); above
     ``max_rows`` distinct rows only ``max_rows`` of them, those of smallest key
     (:func:`row_keys`, a tie by value: :func:`cut_rows`); one pass sizes the selection with
     a :class:`KeySketch`, one selects.
 
-    ``row_sum(func, *args)`` and ``gather(func, *args)`` run a per-block function over the
-    blocks (summed, or listed in block order); by default over row blocks of in-memory
-    ``X`` on emkit's threads (a dask input passes its own).
+    ``row_sum(func, *args)`` runs a per-block function over the blocks, summed; by default
+    over row blocks of in-memory ``X`` on emkit's threads (where the blocks' selections are
+    merged by one sort instead). A dask input passes its own: the blocks' selections are
+    then summed in a tree of tasks where they live, each cut to ``max_rows``, and the client
+    receives one selection.
     """
     n, d = X.shape
     bs = max(256, (1 << 20) // (8 * max(d, 1)))
     w = sample_weight
-    if gather is None:
-        def gather(func, *args):
-            return map_row_blocks(
-                lambda sl: func(X[sl], None if w is None else w[sl], *args), n, bs)
 
+    def gather(func, *args):
+        return map_row_blocks(
+            lambda sl: func(X[sl], None if w is None else w[sl], *args), n, bs)
+
+    if row_sum is None:
         def row_sum(func, *args):
             return sum(gather(func, *args))
 
@@ -231,7 +268,10 @@ def empirical_rows(X, sample_weight, *, max_rows, salt, row_sum=None, gather=Non
                 X, w, h = X[pos], np.asarray(w)[pos], h[pos]
         Xu, wu = distinct_rows(X, w, h)[:2]
         return cut_rows(Xu, wu, salt=salt, max_rows=max_rows)
-    parts = gather(select_block, salt, threshold)
+    if not hasattr(X, "__array__"):  # rows of a dask array: a tree of bounded merges
+        sel = row_sum(select_block, salt, threshold, max_rows)
+        return sel.X, sel.w
+    parts = gather(select_block, salt, threshold, max_rows)
     return merge_selected(parts, salt=salt, max_rows=max_rows)
 
 
@@ -251,7 +291,7 @@ def initial_rows(X, sample_weight, max_rows, n_components, random_state):
         salt = (int(hi) << 32) | int(lo)
     blocks = {}
     if on_dask(X):
-        blocks = dict(row_sum=X.map_reduce, gather=X.map_gather)
+        blocks = dict(row_sum=X.map_reduce)
     Xu, wu = empirical_rows(X, sample_weight, max_rows=max_rows, salt=salt, **blocks)
     if Xu.shape[0] < n_components:
         return None

@@ -343,7 +343,7 @@ def test_subsample_capped_when_float64_rows_collide_in_float32():
     with dask.config.set(scheduler="synchronous"):
         rows = DaskRows(da.from_array(X, chunks=(7000, 1)))
         Xd, wd = empirical_rows(rows, None, max_rows=5000, salt=12345,
-                                row_sum=rows.map_reduce, gather=rows.map_gather)
+                                row_sum=rows.map_reduce)
     np.testing.assert_array_equal(Xd, Xu)
     np.testing.assert_array_equal(wd, wu)
     # below the cap of distinct rows but above it in rows: all distinct rows, weights summed
@@ -378,8 +378,7 @@ def test_colliding_subsample_depends_only_on_the_distribution():
         for chunks in (1000, 2999):
             rows = DaskRows(da.from_array(X[perm], chunks=(chunks, 1)),
                             da.from_array(counts[perm], chunks=chunks))
-            others.append(empirical_rows(rows, None, row_sum=rows.map_reduce,
-                                         gather=rows.map_gather, **kw))
+            others.append(empirical_rows(rows, None, row_sum=rows.map_reduce, **kw))
     for Xo, wo in others:
         np.testing.assert_array_equal(Xo, ref[0])
         np.testing.assert_array_equal(wo, ref[1])
@@ -405,3 +404,36 @@ def test_tied_selection_keys_are_cut_by_value(monkeypatch):
     for v in np.unique(Xu[:, 0].astype(np.float32)):  # a tied group is cut from below
         group, kept = np.sort(X[f32 == v, 0]), np.sort(Xu[Xu[:, 0].astype(np.float32) == v, 0])
         np.testing.assert_array_equal(kept, group[: kept.size])
+
+
+def test_dask_subsample_never_holds_more_than_max_rows(monkeypatch):
+    """Rows repeated in every dask block (each block has all the distinct rows): the blocks'
+    selections are merged in a tree of tasks, each cut to max_rows, so no selection (a
+    task's result, or what the client receives) is larger than max_rows; the subsample is
+    the in-memory one, weights summed over the blocks."""
+    da = pytest.importorskip("dask.array")
+    import dask
+
+    from emkit import _empirical
+    from emkit._dask import DaskRows
+
+    rng = np.random.default_rng(4)
+    base = rng.normal(size=(900, 2))
+    X = np.vstack([base[rng.permutation(900)] for _ in range(40)])  # 40 blocks of copies
+    kw = dict(max_rows=300, salt=99)
+    ref = _empirical.empirical_rows(X, None, **kw)
+    sizes = []
+    init = _empirical.Selection.__init__
+
+    def spy(self, *args):
+        init(self, *args)
+        sizes.append(self.X.shape[0])
+
+    monkeypatch.setattr(_empirical.Selection, "__init__", spy)
+    with dask.config.set(scheduler="synchronous"):
+        rows = DaskRows(da.from_array(X, chunks=(900, 2)))
+        Xd, wd = _empirical.empirical_rows(rows, None, row_sum=rows.map_reduce, **kw)
+    assert len(sizes) >= 40 and max(sizes) <= 300
+    np.testing.assert_array_equal(Xd, ref[0])
+    np.testing.assert_array_equal(wd, ref[1])
+    assert np.all(wd == 40.0)

@@ -240,7 +240,7 @@ def test_feature_names_kept_and_checked_as_scikit_learn_does(kind):
             with pytest.raises(ValueError) as got:
                 call(bad)
             assert str(got.value) == str(expected.value), name
-    for name, call in calls.items():
+    for call in calls.values():
         with pytest.warns(UserWarning, match="X does not have valid feature names"):
             call(X)  # an array after a DataFrame: warned, as scikit-learn does
     with pytest.warns(UserWarning, match="valid feature names"):

@@ -232,60 +232,112 @@ class _BaseHMM(BaseEM):
             return float(np.max(gamma, axis=1).sum()), np.argmax(gamma, axis=1)
         return float(np.sum(ll)), gamma
 
-    def _run(self, X, lengths, what):
+    def _run(self, X, lengths, what, y=None):
         """:meth:`_infer` on ``X``: in memory, or block by block on a dask collection
         (:func:`._hmm_dask.dask_infer`: the scalar a 0-d dask array, the rows a lazy dask
-        array chunked at sequence boundaries)."""
+        array chunked at sequence boundaries). ``y``: ``lengths`` in its place."""
         check_is_fitted(self, "startprob_")
         if is_dask_collection(X):
             from ._hmm_dask import dask_infer
 
-            return dask_infer(self, X, lengths, what)
-        return self._infer(self._sequences(X, lengths), what)
+            return dask_infer(self, X, lengths, what, y=y)
+        return self._infer(self._sequences(X, lengths_from(y, lengths, X)), what)
 
     # ---------------------------------------------------------------- inference
+    # (the dask behaviour of these methods is in the README, "On a dask cluster")
     def score_samples(self, X, lengths=None):
-        """``(log p(X), posteriors)``: the total log-likelihood and the state posteriors
-        (N x K), as hmmlearn's (not scikit-learn's per-row log-densities).
+        """Total log-likelihood and state posteriors, as hmmlearn's (not scikit-learn's
+        per-row log-densities).
 
-        On a dask array or dataframe (with in-memory ``lengths``): a 0-d dask array (the sum
-        of the blocks' log-likelihoods) and a lazy (N x K) dask array chunked at sequence
-        boundaries; ``dask.compute(log_prob, posteriors)`` computes both in one pass over
-        the blocks, ``float(log_prob)`` the first alone.
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), or dask array or dataframe
+            Concatenated sequences.
+        lengths : array-like of int, optional
+            Length of each sequence (in memory, also for dask ``X``); default: one sequence.
+
+        Returns
+        -------
+        log_prob : float, or 0-d dask array
+            ``log p(X)``, summed over the sequences. On dask ``X`` the sum of the blocks'
+            partial sums, lazy: ``dask.compute(log_prob, posteriors)`` computes both in one
+            pass over the blocks, ``float(log_prob)`` the first alone.
+        posteriors : ndarray of shape (n_samples, n_components), or dask array
+            ``p(z_t = k | X)``. On dask ``X`` lazy, row chunks at sequence boundaries (those
+            of ``X`` moved to the next sequence start, as in :meth:`fit`).
         """
         return self._run(X, lengths, "posteriors")
 
     def score(self, X, y=None, *, lengths=None):
-        """Log-likelihood of ``X`` (summed over the sequences, as hmmlearn).
+        """Log-likelihood of ``X``, summed over the sequences (as hmmlearn's).
 
-        ``y``: hmmlearn's ``lengths`` in its place (``score(X, lengths)``), as in :meth:`fit`.
-        On a dask array or dataframe: a float, the blocks' log-likelihoods computed where they
-        live and summed there.
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), or dask array or dataframe
+        y : array-like of int, optional
+            hmmlearn's ``lengths`` in its place (``score(X, lengths)``), as in :meth:`fit`.
+        lengths : array-like of int, optional
+            Length of each sequence; default: one sequence.
+
+        Returns
+        -------
+        float
+            On dask ``X`` too: the blocks' log-likelihoods are computed where they live and
+            summed there; only the sum comes back.
         """
-        if is_dask_collection(X):
-            from ._hmm_dask import dask_infer
-
-            check_is_fitted(self, "startprob_")
-            return float(dask_infer(self, X, lengths, "score", y=y)[0].compute())
-        return self._run(X, lengths_from(y, lengths, X), "score")[0]
+        log_prob = self._run(X, lengths, "score", y=y)[0]
+        return float(log_prob.compute()) if is_dask_collection(log_prob) else log_prob
 
     def predict_proba(self, X, lengths=None):
-        """Posterior probability of each state at each step (N x K); on dask input a lazy
-        dask array chunked at sequence boundaries."""
+        """Posterior probability of each state at each step.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), or dask array or dataframe
+        lengths : array-like of int, optional
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_components), or dask array
+            On dask ``X`` lazy, chunked at sequence boundaries (see :meth:`score_samples`).
+        """
         return self._run(X, lengths, "posteriors")[1]
 
     def decode(self, X, lengths=None, algorithm=None):
-        """``(log-probability, states)`` by Viterbi (or ``"map"``: per-step most probable).
+        """Most likely states by Viterbi (or ``"map"``: the per-step most probable).
 
-        On a dask array or dataframe (with in-memory ``lengths``): a 0-d dask array and a
-        lazy dask array of states chunked at sequence boundaries (see :meth:`score_samples`).
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), or dask array or dataframe
+        lengths : array-like of int, optional
+        algorithm : {"viterbi", "map"}, optional
+            Default: the estimator's ``algorithm``.
+
+        Returns
+        -------
+        log_prob : float, or 0-d dask array
+            Viterbi: the best paths' log-probability, summed over the sequences; ``"map"``:
+            hmmlearn's sum of the per-step maximal posteriors. Lazy on dask ``X`` (see
+            :meth:`score_samples`).
+        states : ndarray of shape (n_samples,), or dask array
+            On dask ``X`` lazy, chunked at sequence boundaries.
         """
         algorithm = check_choice(algorithm or self.algorithm, "algorithm", ("viterbi", "map"))
         return self._run(X, lengths, algorithm)
 
     def predict(self, X, lengths=None):
-        """Most likely states (by ``algorithm``); on dask input a lazy dask array chunked at
-        sequence boundaries."""
+        """Most likely states (by ``algorithm``): :meth:`decode`'s ``states``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), or dask array or dataframe
+        lengths : array-like of int, optional
+
+        Returns
+        -------
+        ndarray of shape (n_samples,), or dask array
+            On dask ``X`` lazy, chunked at sequence boundaries.
+        """
         return self.decode(X, lengths)[1]
 
     def get_stationary_distribution(self):

@@ -88,10 +88,16 @@ def dask_fit_data(estimator, X, y, lengths, sample_weight):
 
 
 def _infer_block(estimator, params, what, first, dtype, seqs):
+    """One block's ``(partial sum, rows)``. The kernels run on the task's thread where dask
+    runs tasks in a pool (a worker's, or the local threads: the blocks are the parallelism),
+    and keep their own threads under the synchronous scheduler (tasks on the main thread)."""
+    import threading
+
     from .._dask import _value
 
+    serial = threading.current_thread() is not threading.main_thread()
     scalar, out = _value(estimator)._infer(seqs, what, params=_value(params), first=first,
-                                           serial=True)
+                                           serial=serial)
     return np.float64(scalar), None if out is None else np.asarray(out, dtype=dtype)
 
 

@@ -245,6 +245,7 @@ def test_bad_input_is_a_value_error_before_any_work():
         est.predict(Xd, lengths)
 
 
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # the overflow below
 def test_bad_blocks_raise_the_in_memory_errors_on_compute():
     est, X, lengths = _gaussian_fitted()
     X = X.copy()
@@ -252,6 +253,12 @@ def test_bad_blocks_raise_the_in_memory_errors_on_compute():
     states = est.predict(da.from_array(X, chunks=(50, 2)), lengths)  # nothing checked yet
     with pytest.raises(ValueError, match="infinity"):
         states.compute()
+    X[130, 1], X[150, 0] = 0.0, 1e200  # overflows sequence 4 (the third block): as in memory
+    for method in ("score", "predict"):
+        with pytest.raises(ValueError, match="sequence 4's log-likelihood is not a finite"):
+            getattr(est, method)(X, lengths)
+        with pytest.raises(ValueError, match="sequence 4's log-likelihood is not a finite"):
+            dask.compute(getattr(est, method)(da.from_array(X, chunks=(50, 2)), lengths))
     x, lengths = _symbols()
     cat = _fit(emkit.CategoricalHMM(2, n_iter=2, random_state=0), x, lengths=lengths)
     for bad, match in ((x + 0.5, "integers"), (x + 1, r"0\.\.4"), (x - 1, "Negative")):

@@ -23,7 +23,7 @@ import numpy as np
 
 __all__ = ["is_dask_collection", "DaskRows", "DaskModel", "lazy_rows", "weighted_mean",
            "check_features", "validated_rows", "em_model", "on_dask", "E_STEP_PREFIX",
-           "sequence_chunks", "sequence_blocks"]
+           "sequence_chunks", "sequence_blocks", "check_dask_feature_names"]
 
 #: key prefix of the E-step tasks (one per block per iteration), for counting on a scheduler
 E_STEP_PREFIX = "emkit-e-step"
@@ -155,6 +155,22 @@ def check_features(estimator, rows, *, reset):
         estimator.feature_names_in_ = rows.feature_names
     elif hasattr(estimator, "feature_names_in_"):
         del estimator.feature_names_in_
+
+
+def check_dask_feature_names(estimator, X, *, reset):
+    """scikit-learn's own feature-name check (``validate_data``'s) on a dask collection's
+    column names alone (scikit-learn does not read a dask dataframe's): on ``reset`` set or
+    clear ``feature_names_in_``, else warn or raise on a mismatch as it does for pandas."""
+    from sklearn.utils.validation import _check_feature_names
+
+    columns = getattr(X, "columns", None)
+    if columns is None:
+        header = np.empty((0, 0))
+    else:
+        import pandas as pd
+
+        header = pd.DataFrame(columns=list(columns))
+    _check_feature_names(estimator, header, reset=reset)
 
 
 def _distributed_client():

@@ -202,3 +202,51 @@ def test_verbose_and_callback_with_several_initialisations(capsys):
     out = capsys.readouterr().out
     assert "Initialization 0" in out and "Initialization 1" in out
     assert [(i.init, i.iteration) for i in seen] == [(0, 1), (0, 2), (1, 1), (1, 2)]
+
+
+# ---------------------------------------------------------------- dataframe column names
+@pytest.mark.parametrize("kind", ["gaussian", "categorical"])
+def test_feature_names_kept_and_checked_as_scikit_learn_does(kind):
+    """``feature_names_in_`` from a DataFrame, and the checks of scikit-learn's
+    ``validate_data`` in every method that reads X (compared with a scikit-learn estimator's
+    own messages)."""
+    pd = pytest.importorskip("pandas")
+    from sklearn.preprocessing import StandardScaler
+
+    lengths = [20, 25, 15]
+    if kind == "gaussian":
+        X = np.random.default_rng(0).normal(size=(60, 2))
+        est = emkit.GaussianHMM(2, n_iter=3, random_state=0)
+    else:
+        X = _symbols(d=2)
+        est = emkit.CategoricalHMM(2, n_iter=3, random_state=0)
+    df = pd.DataFrame(X, columns=["a", "b"])
+    est.fit(df, lengths=lengths)
+    np.testing.assert_array_equal(est.feature_names_in_, ["a", "b"])
+    assert est.n_features_in_ == 2
+    ref = StandardScaler().fit(df)  # scikit-learn's own check, for its messages
+    renamed, swapped = df.rename(columns={"a": "z"}), df[["b", "a"]]
+    calls = {
+        "predict": lambda Z: est.predict(Z, lengths), "score": lambda Z: est.score(Z, lengths),
+        "predict_proba": lambda Z: est.predict_proba(Z, lengths),
+        "score_samples": lambda Z: est.score_samples(Z, lengths),
+        "decode": lambda Z: est.decode(Z, lengths),
+        "bic": lambda Z: est.bic(Z, lengths), "aic": lambda Z: est.aic(Z, lengths),
+    }
+    for bad in (renamed, swapped):
+        with pytest.raises(ValueError) as expected:
+            ref.transform(bad)
+        for name, call in calls.items():
+            with pytest.raises(ValueError) as got:
+                call(bad)
+            assert str(got.value) == str(expected.value), name
+    for call in calls.values():
+        with pytest.warns(UserWarning, match="X does not have valid feature names"):
+            call(X)  # an array after a DataFrame: warned, as scikit-learn does
+    with pytest.warns(UserWarning, match="valid feature names"):
+        by_array = est.predict(X, lengths)
+    np.testing.assert_array_equal(est.predict(df, lengths), by_array)
+    est.fit(X, lengths=lengths)  # refit on an array: the names are forgotten
+    assert not hasattr(est, "feature_names_in_")
+    with pytest.warns(UserWarning, match="fitted without feature names"):
+        est.predict(df, lengths)

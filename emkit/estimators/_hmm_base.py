@@ -5,6 +5,7 @@ verbose printing, monotonicity check)."""
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 
 import numpy as np
 from sklearn.utils import check_random_state
@@ -121,15 +122,14 @@ class _BaseHMM(BaseEM):
         self
         """
         self._check_common()
-        lengths = lengths_from(y, lengths, X)
         if is_dask_collection(X) or is_dask_collection(sample_weight):
             from ._hmm_dask import dask_fit_data
 
-            seqs, seq_w, facts, total = dask_fit_data(self, X, lengths, sample_weight)
+            seqs, seq_w, facts, total = dask_fit_data(self, X, y, lengths, sample_weight)
             self._check_hyperparameters(seqs)
             model = self._make_model(None, facts=facts, dtype=seqs.dtype)
         else:
-            seqs = self._sequences(X, lengths, fit=True)
+            seqs = self._sequences(X, lengths_from(y, lengths, X), fit=True)
             n = seqs.X.shape[0]
             seq_w, obs_w = check_hmm_weights(sample_weight, seqs.n_sequences, n)
             if obs_w is not None:
@@ -203,51 +203,141 @@ class _BaseHMM(BaseEM):
     def _check_data_scale(self, X, total):
         """ValueError when the data's scale overflows the fit's sums (Gaussian emissions)."""
 
-    def _predict_model(self, seqs):
-        check_is_fitted(self, "startprob_")
-        return self._make_model(seqs.X, fitting=False), self._current_params()
+    def _infer(self, seqs, what, params=None, first=0, serial=False):
+        """``(scalar, per-row result)`` of validated sequences ``seqs`` (a dask block's too).
 
-    # ---------------------------------------------------------------- inference
-    def score_samples(self, X, lengths=None):
-        """``(log p(X), posteriors)``: the total log-likelihood and the state posteriors
-        (N x K), as hmmlearn's (not scikit-learn's per-row log-densities)."""
-        seqs = self._sequences(X, lengths)
-        model, params = self._predict_model(seqs)
+        ``what``: ``"score"`` (total log-likelihood, None), ``"posteriors"`` (it and the
+        state posteriors), ``"viterbi"`` (the best paths' total log-probability and the
+        states) or ``"map"`` (hmmlearn's: the sum of the per-step maximal posteriors, and the
+        per-step most probable states). The scalar is a sum over the sequences (over the rows
+        for ``"map"``), so a dask block's adds to the others'. ``first``: the index of the
+        first sequence (for the error messages); ``serial``: kernels on the calling thread
+        (a dask task's).
+        """
+        model = self._make_model(seqs.X, fitting=False)
+        if serial:
+            model = replace(model, emission=model.emission.serial(), n_threads=1)
+        params = self._current_params() if params is None else params
+        if what == "viterbi":
+            logprob, path = model.viterbi(params, seqs)
+            _check_defined(np.atleast_1d(logprob), first=first)
+            return float(np.sum(logprob)), path
+        if what == "score":
+            ll = model.posteriors(params, seqs)[0]
+            _check_defined(ll, first=first)
+            return float(np.sum(ll)), None
         ll, gamma = model.score_sequences(params, seqs)
-        _check_defined(ll, gamma)
+        _check_defined(ll, gamma, first=first)
+        if what == "map":
+            return float(np.max(gamma, axis=1).sum()), np.argmax(gamma, axis=1)
         return float(np.sum(ll)), gamma
 
-    def score(self, X, y=None, *, lengths=None):
-        """Log-likelihood of ``X`` (summed over the sequences, as hmmlearn).
+    def _run(self, X, lengths, what, y=None):
+        """:meth:`_infer` on ``X``: in memory, or block by block on a dask collection
+        (:func:`._hmm_dask.dask_infer`: the scalar a 0-d dask array, the rows a lazy dask
+        array chunked at sequence boundaries). ``y``: ``lengths`` in its place."""
+        check_is_fitted(self, "startprob_")
+        if is_dask_collection(X):
+            from ._hmm_dask import dask_infer
 
-        ``y``: hmmlearn's ``lengths`` in its place (``score(X, lengths)``), as in :meth:`fit`.
+            return dask_infer(self, X, lengths, what, y=y)
+        return self._infer(self._sequences(X, lengths_from(y, lengths, X)), what)
+
+    # ---------------------------------------------------------------- inference
+    # (the dask behaviour of these methods is in the README, "On a dask cluster")
+    def score_samples(self, X, lengths=None):
+        """Total log-likelihood and state posteriors, as hmmlearn's (not scikit-learn's
+        per-row log-densities).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), or dask array or dataframe
+            Concatenated sequences.
+        lengths : array-like of int, optional
+            Length of each sequence (in memory, also for dask ``X``); default: one sequence.
+
+        Returns
+        -------
+        log_prob : float, or 0-d dask array
+            ``log p(X)``, summed over the sequences. On dask ``X`` the sum of the blocks'
+            partial sums, lazy: ``dask.compute(log_prob, posteriors)`` computes both in one
+            pass over the blocks, ``float(log_prob)`` the first alone.
+        posteriors : ndarray of shape (n_samples, n_components), or dask array
+            ``p(z_t = k | X)``. On dask ``X`` lazy, row chunks at sequence boundaries (those
+            of ``X`` moved to the next sequence start, as in :meth:`fit`).
         """
-        seqs = self._sequences(X, lengths_from(y, lengths, X))
-        model, params = self._predict_model(seqs)
-        ll = model.posteriors(params, seqs)[0]
-        _check_defined(ll)
-        return float(np.sum(ll))
+        return self._run(X, lengths, "posteriors")
+
+    def score(self, X, y=None, *, lengths=None):
+        """Log-likelihood of ``X``, summed over the sequences (as hmmlearn's).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), or dask array or dataframe
+        y : array-like of int, optional
+            hmmlearn's ``lengths`` in its place (``score(X, lengths)``), as in :meth:`fit`.
+        lengths : array-like of int, optional
+            Length of each sequence; default: one sequence.
+
+        Returns
+        -------
+        float
+            On dask ``X`` too: the blocks' log-likelihoods are computed where they live and
+            summed there; only the sum comes back.
+        """
+        log_prob = self._run(X, lengths, "score", y=y)[0]
+        return float(log_prob.compute()) if is_dask_collection(log_prob) else log_prob
 
     def predict_proba(self, X, lengths=None):
-        """Posterior probability of each state at each step (N x K)."""
-        return self.score_samples(X, lengths)[1]
+        """Posterior probability of each state at each step.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), or dask array or dataframe
+        lengths : array-like of int, optional
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_components), or dask array
+            On dask ``X`` lazy, chunked at sequence boundaries (see :meth:`score_samples`).
+        """
+        return self._run(X, lengths, "posteriors")[1]
 
     def decode(self, X, lengths=None, algorithm=None):
-        """``(log-probability, states)`` by Viterbi (or ``"map"``: per-step most probable)."""
+        """Most likely states by Viterbi (or ``"map"``: the per-step most probable).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), or dask array or dataframe
+        lengths : array-like of int, optional
+        algorithm : {"viterbi", "map"}, optional
+            Default: the estimator's ``algorithm``.
+
+        Returns
+        -------
+        log_prob : float, or 0-d dask array
+            Viterbi: the best paths' log-probability, summed over the sequences; ``"map"``:
+            hmmlearn's sum of the per-step maximal posteriors. Lazy on dask ``X`` (see
+            :meth:`score_samples`).
+        states : ndarray of shape (n_samples,), or dask array
+            On dask ``X`` lazy, chunked at sequence boundaries.
+        """
         algorithm = check_choice(algorithm or self.algorithm, "algorithm", ("viterbi", "map"))
-        seqs = self._sequences(X, lengths)
-        model, params = self._predict_model(seqs)
-        if algorithm == "viterbi":
-            logprob, path = model.viterbi(params, seqs)
-            _check_defined(np.atleast_1d(logprob))
-            return float(np.sum(logprob)), path
-        ll, gamma = model.score_sequences(params, seqs)
-        _check_defined(ll, gamma)
-        # hmmlearn's "map" log_prob: the sum of the per-step maximal posteriors
-        return float(np.max(gamma, axis=1).sum()), np.argmax(gamma, axis=1)
+        return self._run(X, lengths, algorithm)
 
     def predict(self, X, lengths=None):
-        """Most likely states (by ``algorithm``)."""
+        """Most likely states (by ``algorithm``): :meth:`decode`'s ``states``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), or dask array or dataframe
+        lengths : array-like of int, optional
+
+        Returns
+        -------
+        ndarray of shape (n_samples,), or dask array
+            On dask ``X`` lazy, chunked at sequence boundaries.
+        """
         return self.decode(X, lengths)[1]
 
     def get_stationary_distribution(self):
@@ -293,16 +383,18 @@ class _BaseHMM(BaseEM):
         )
 
 
-def _check_defined(ll, gamma=None):
+def _check_defined(ll, gamma=None, first=0):
     """ValueError when a sequence's log-likelihood (or a posterior) is not a finite number:
     the emission log-densities overflowed (data far outside the fitted states' scale), never
     a silent NaN or -inf. (Every emission density here is positive: a Gaussian's everywhere,
-    a categorical's through its floor, so -inf is overflow, not an impossible sequence.)"""
+    a categorical's through its floor, so -inf is overflow, not an impossible sequence.)
+    ``first``: the index of ``ll``'s first sequence (a dask block's)."""
     bad = np.flatnonzero(~np.isfinite(ll))
     if gamma is not None and not bad.size and not np.all(np.isfinite(gamma)):
         bad = np.array([-1])
     if bad.size:
-        where = "a step's posterior" if bad[0] < 0 else f"sequence {int(bad[0])}'s log-likelihood"
+        where = ("a step's posterior" if bad[0] < 0
+                 else f"sequence {first + int(bad[0])}'s log-likelihood")
         raise ValueError(
             f"{where} is not a finite number: the emission log-densities overflow float arithmetic "
             "(the data's scale is too large for the model). Rescale X (and refit), or pass "

@@ -17,8 +17,8 @@ from sklearn.utils.validation import _num_samples
 
 __all__ = [
     "ConvergenceMonitor", "monitor_of", "check_lengths", "lengths_from", "check_probs",
-    "check_hmm_weights", "check_symbols", "gaussian_block", "symbol_block", "BlockFacts",
-    "gaussian_facts", "symbol_facts",
+    "check_hmm_weights", "check_symbols", "check_symbol_range", "gaussian_block",
+    "symbol_block", "BlockFacts", "gaussian_facts", "symbol_facts",
 ]
 
 
@@ -165,6 +165,15 @@ def check_symbols(X):
     return x
 
 
+def check_symbol_range(x, n_symbols):
+    """ValueError unless the (non-negative) symbols ``x`` are below ``n_symbols``."""
+    if x.size and x.max() >= n_symbols:
+        raise ValueError(
+            f"Symbols must be in 0..{n_symbols - 1} (n_features = {n_symbols}); got "
+            f"{x.min()}..{x.max()}."
+        )
+
+
 def gaussian_block(Xb, dtype):
     """One block of a dask array for GaussianHMM: float ``dtype``, NaN (missing) allowed,
     infinity a ValueError (the in-memory checks and messages)."""
@@ -173,11 +182,14 @@ def gaussian_block(Xb, dtype):
     return check_array(Xb, dtype=dtype, ensure_all_finite="allow-nan", ensure_min_samples=0)
 
 
-def symbol_block(Xb, dtype=None):
-    """One block of a dask array for CategoricalHMM: int64 symbols (N,) or (N, D)."""
+def symbol_block(Xb, dtype=None, n_symbols=None):
+    """One block of a dask array for CategoricalHMM: int64 symbols (N,) or (N, D), below
+    ``n_symbols`` if given (a fitted model's)."""
     from sklearn.utils import check_array
 
     x = check_symbols(check_array(Xb, ensure_min_samples=0))
+    if n_symbols is not None:
+        check_symbol_range(x, n_symbols)
     return x[:, 0] if x.shape[1] == 1 else x
 
 

@@ -27,6 +27,7 @@ from ._hmm_base import _BaseHMM
 from ._hmm_input import (
     ConvergenceMonitor,
     check_probs,
+    check_symbol_range,
     check_symbols,
     gaussian_block,
     gaussian_facts,
@@ -129,11 +130,14 @@ class GaussianHMM(_BaseHMM):
                     f"Feature {int(empty[0])} of X is missing (NaN) in every row: nothing "
                     "can be learnt about it; drop the column."
                 )
-        if not fit and self.n_features is not None and X.shape[1] != self.n_features:
-            raise ValueError(
-                f"X has {X.shape[1]} features, but the model has {self.n_features}."
-            )
+        if not fit:
+            self._check_columns(X.shape[1])
         return X
+
+    def _check_columns(self, n_columns):
+        """A later X's width against the fitted means (predict, score, decode)."""
+        if self.n_features is not None and n_columns != self.n_features:
+            raise ValueError(f"X has {n_columns} features, but the model has {self.n_features}.")
 
     def _check_data_scale(self, X, total):
         check_data_scale(X, total=total)
@@ -146,6 +150,11 @@ class GaussianHMM(_BaseHMM):
 
     def _block_dtype(self, dtype):
         return fit_dtype(dtype)
+
+    def _predict_block(self, dtype):
+        """``(converter, posteriors' dtype)`` of the blocks of a dask X to predict on."""
+        dtype = fit_dtype(dtype)
+        return partial(gaussian_block, dtype=dtype), dtype
 
     def _make_model(self, X, sample_weight=None, fitting=True, facts=None, dtype=None):
         """The HMM on ``X``, or on the :class:`BlockFacts` ``facts`` of a dask fit."""
@@ -327,12 +336,14 @@ class CategoricalHMM(_BaseHMM):
         x = check_symbols(X)
         if not fit or self._kept("e", "emissionprob_"):
             self._check_channels(x.shape[1], "X")
-        v = self._n_symbols(int(x.max())) if fit else np.shape(self.emissionprob_)[-1]
-        if x.max() >= v:
-            raise ValueError(
-                f"Symbols must be in 0..{v - 1} (n_features = {v}); got {x.min()}..{x.max()}."
-            )
+        check_symbol_range(x, self._n_symbols(int(x.max())) if fit else self._fitted_symbols())
         return x[:, 0] if x.shape[1] == 1 else x
+
+    def _fitted_symbols(self) -> int:
+        return int(np.shape(self.emissionprob_)[-1])
+
+    def _check_columns(self, n_columns):
+        self._check_channels(n_columns, "X")
 
     def _check_channels(self, n_channels, what):
         e_dim = np.ndim(self.emissionprob_)
@@ -350,6 +361,10 @@ class CategoricalHMM(_BaseHMM):
 
     def _block_dtype(self, dtype):
         return np.dtype(np.int64)
+
+    def _predict_block(self, dtype):
+        """``(converter, posteriors' dtype)`` of the blocks of a dask X to predict on."""
+        return partial(symbol_block, n_symbols=self._fitted_symbols()), np.dtype(np.float64)
 
     def _make_model(self, X, sample_weight=None, fitting=True, facts=None, dtype=None):
         if facts is not None:

@@ -135,9 +135,9 @@ class _BaseHMM(BaseEM):
             if obs_w is not None:
                 seqs = Sequences(seqs.X, seqs.starts, obs_w)
             self._check_hyperparameters(seqs.X)
-            model = self._make_model(seqs.X)
             row_w = np.ones(n) if seq_w is None else np.repeat(seq_w, seqs.lengths)
-            total = float(np.sum(row_w if obs_w is None else row_w * obs_w))
+            with np.errstate(over="ignore"):  # an infinite total is the error below
+                total = float(np.sum(row_w if obs_w is None else row_w * obs_w))
             if not total <= np.finfo(np.float64).max * 1e-6:
                 raise ValueError(
                     f"sample_weight's total over the rows is {total:.3g}, too large for "
@@ -145,6 +145,7 @@ class _BaseHMM(BaseEM):
                     "sample_weight."
                 )
             self._check_data_scale(seqs.X, total)
+            model = self._make_model(seqs.X)  # after the checks: no overflow in its sums
         best = self._fit_runs(model, seqs, seq_w, model.dtype, tol=self.tol / total)
         self._history_scale_ = total  # monitor_ is read off trace_ in these units
         occupancy = best.stats.start + best.stats.trans.sum(axis=0)

@@ -410,8 +410,9 @@ def _forward_backward(emission, params, X, starts, weights=None, reuse=False, fe
         a, b = int(starts[s]), int(starts[s + 1])
         wb = None if weights is None else weights[a:b]
         L = np.asarray(_weighted_log_prob(emission, params, X[a:b], wb)[0], dtype=np.float64)
-        g, l, t = kern.forward_backward_log(L, np.array([0, b - a]), params.startprob,
-                                            params.transmat)
+        with np.errstate(invalid="ignore"):  # overflowed log-densities: NaN, reported
+            g, l, t = kern.forward_backward_log(L, np.array([0, b - a]), params.startprob,
+                                                params.transmat)
         gamma[a:b], ll[s], trans[s] = g, l[0], t[0]
     return ll, gamma, trans
 

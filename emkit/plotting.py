@@ -65,9 +65,10 @@ def _robust_ylim(ax, traces):
 
     Starts from one-point seeds (``random_from_data``, ``k-means++``) can put the first
     half-step orders of magnitude below the rest; then the axis spans the values after it and
-    says the first points are below it.
+    says the first points are below it. ``traces`` are Traces or the arrays drawn.
     """
-    vals = [t.elbo[np.isfinite(t.elbo)] for t in traces]
+    vals = [np.asarray(getattr(t, "elbo", t), dtype=np.float64) for t in traces]
+    vals = [v[np.isfinite(v)] for v in vals]
     everything = np.concatenate(vals)
     rest = np.concatenate([v[1:] for v in vals])
     if rest.size < 2 or everything.size < 2:
@@ -201,7 +202,7 @@ def plot_decomposition(model, ax=None, *, max_iter: int | None = None):
     ax.set_xlabel("iteration (E-step at t, M-step at t + 0.5)")
     ax.set_ylabel(f"per {unit}")
     ax.set_title("log-evidence = ELBO + KL, per half-step")
-    _robust_ylim(ax, [trace])
+    _robust_ylim(ax, [elbo] if ev is None else [elbo, ev])  # what is drawn (to max_iter)
     handles, labels = ax.get_legend_handles_labels()
     if ev is None:
         ax.text(0.4, 0.4, "log p(X | θ) is intractable for this model:\n"

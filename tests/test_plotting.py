@@ -235,3 +235,17 @@ def test_plot_hmm_states_draws_posteriors_and_paths(kind, tmp_path):
                                   model.predict(Xs, lengths)[:60][None, :])
     with pytest.raises(ValueError, match="sequence"):
         plotting.plot_hmm_states(model, Xs, lengths, sequence=2)
+
+
+def test_decomposition_axis_spans_what_is_drawn_up_to_max_iter():
+    from emkit._demo import dishonest_casino
+
+    Xs, lengths, _ = dishonest_casino(n_sequences=4, length=200, seed=0)
+    model = emkit.CategoricalHMM(2, n_iter=200, tol=1e-8, random_state=0).fit(Xs, lengths)
+    assert model.n_iter_ > 20
+    ax = plotting.plot_decomposition(model, max_iter=6)
+    drawn = model.trace_.elbo[1:13]  # half-steps 0.5 .. 6 (the first is off scale or not)
+    lo, hi = ax.get_ylim()
+    assert lo <= drawn.min() and hi >= drawn.max()
+    # the final ELBO, far above iteration 6, does not stretch the axis
+    assert hi - lo < 3 * (model.trace_.elbo_after_e[6] - drawn.min()) + 1e-12

@@ -102,11 +102,9 @@ def dishonest_casino(n_sequences: int = 10, length: int = 300, seed: int = 0):
     rng = np.random.default_rng(seed)
     lengths = np.full(n_sequences, length, dtype=np.int64)
     states = _markov_chain(CASINO["startprob"], CASINO["transmat"], lengths, rng)
-    cum = np.cumsum(CASINO["emissionprob"], axis=1)
-    u = rng.uniform(size=states.size)
-    faces = np.array([np.searchsorted(cum[z], v, side="right") for z, v in zip(states, u,
-                                                                                strict=True)])
-    return np.minimum(faces, 5).reshape(-1, 1).astype(np.int64), lengths, states
+    cum = np.cumsum(CASINO["emissionprob"], axis=1)[states]  # inverse CDF of each roll's die
+    faces = np.sum(rng.uniform(size=(states.size, 1)) >= cum[:, :-1], axis=1)
+    return faces.reshape(-1, 1).astype(np.int64), lengths, states
 
 
 #: three regimes of a simulated series: mean, standard deviation; sticky switching

@@ -4,8 +4,9 @@
 iris data bundled with scikit-learn, printing the per-iteration ELBO table of both EM
 half-steps. Subcommands::
 
-    emkit fit --model gmm|bmm|lda -k K DATA [--out MODEL.npz] [--trace T.csv] [--plot T.png]
-    emkit predict MODEL.npz DATA [--proba]
+    emkit fit --model gmm|bgmm|bmm|lda|ghmm|chmm -k K DATA [--lengths L] [--out MODEL.npz]
+              [--trace T.csv] [--plot T.png]
+    emkit predict MODEL.npz DATA [--lengths L] [--proba]
     emkit select --model gmm|bmm -k 1-9 DATA [--covariance-type full,diag]
     emkit demo [--out DIR]
     emkit bench [--quick]
@@ -25,9 +26,11 @@ import numpy as np
 __all__ = ["main", "build_parser", "read_data"]
 
 MODELS = {"gmm": "GaussianMixture", "bgmm": "BayesianGaussianMixture", "bmm": "BernoulliMixture",
-          "lda": "LatentDirichletAllocation"}
-#: the models with a covariance_type
-GAUSSIAN = ("gmm", "bgmm")
+          "lda": "LatentDirichletAllocation", "ghmm": "GaussianHMM", "chmm": "CategoricalHMM"}
+#: the models with a covariance_type, and its default for each
+GAUSSIAN = {"gmm": "full", "bgmm": "full", "ghmm": "diag"}
+#: the hidden Markov models: data in sequences (``--lengths``), ``n_iter`` for ``max_iter``
+HMMS = ("ghmm", "chmm")
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 DATA_SUFFIXES = (".csv", ".npy", ".npz", ".mtx", ".txt")
 
@@ -134,6 +137,46 @@ def _read_npz(path):
                    "store one array, or name it X")
 
 
+def read_lengths(path, n_rows):
+    """The sequence lengths in ``path`` for data of ``n_rows`` rows (``--lengths``).
+
+    A ``.npy`` array, or text with one integer per line (blank lines are skipped). They must
+    be positive integers summing to ``n_rows``; anything else is a :class:`CLIError` naming
+    the file.
+    """
+    from .estimators._hmm_input import check_lengths
+
+    path = Path(path)
+    if not path.is_file():
+        raise CLIError(f"--lengths {path}: no such file")
+    try:
+        if path.suffix.lower() == ".npy":
+            lengths = np.load(path, allow_pickle=False)
+        else:
+            with open(path, encoding="utf-8") as fh:
+                lines = [(i, ln.strip()) for i, ln in enumerate(fh, 1) if ln.strip()]
+            values = []
+            for i, text in lines:
+                try:
+                    values.append(int(text))
+                except ValueError:
+                    raise CLIError(f"--lengths {path}: line {i} is {text!r}, not an integer "
+                                   "(one sequence length per line)") from None
+            lengths = np.array(values, dtype=np.int64)
+    except CLIError:
+        raise
+    except Exception as exc:  # an unreadable file is the user's: say so in one line
+        raise CLIError(f"cannot read --lengths {path}: {_first_line(exc)}") from None
+    lengths = np.asarray(lengths)
+    if lengths.ndim == 2 and 1 in lengths.shape:
+        lengths = lengths.ravel()
+    try:
+        check_lengths(lengths, n_rows)
+    except (ValueError, TypeError) as exc:
+        raise CLIError(f"--lengths {path}: {_first_line(exc)}") from None
+    return lengths.astype(np.int64)
+
+
 def _read_text(path, vocabulary=None):
     from sklearn.feature_extraction.text import CountVectorizer
 
@@ -234,15 +277,18 @@ def _estimator(args, **extra):
     cls = getattr(emkit, MODELS[args.model])
     params = dict(n_components=args.n_components, random_state=args.seed, **extra)
     if args.max_iter is not None:
-        params["max_iter"] = args.max_iter
+        params["n_iter" if args.model in HMMS else "max_iter"] = args.max_iter
     if args.model in GAUSSIAN:
-        params["covariance_type"] = args.covariance_type or "full"
+        params["covariance_type"] = args.covariance_type or GAUSSIAN[args.model]
     elif args.covariance_type:
-        raise CLIError(f"--covariance-type is for --model gmm or bgmm, not {args.model}")
+        raise CLIError(f"--covariance-type is for --model gmm, bgmm or ghmm, not {args.model}")
     if args.n_init is not None:
         if args.model == "lda":
-            raise CLIError("--n-init is for --model gmm or bmm (lda starts once)")
+            raise CLIError("--n-init is for --model gmm, bgmm, bmm, ghmm or chmm "
+                           "(lda starts once)")
         params["n_init"] = args.n_init
+    if getattr(args, "lengths", None) is not None and args.model not in HMMS:
+        raise CLIError(f"--lengths is for --model ghmm or chmm, not {args.model}")
     if args.binarize is not None:
         if args.model != "bmm":
             raise CLIError(f"--binarize is for --model bmm, not {args.model}")
@@ -292,10 +338,13 @@ def _cmd_fit(args) -> int:
     _check_out(args.plot, (".png", ".pdf", ".svg"), "--plot")
     model = _estimator(args)
     X, vocab = read_data(args.data, text_ok=args.model == "lda")
-    progress = Progress(model.max_iter)
+    hmm = args.model in HMMS
+    lengths = None if args.lengths is None else read_lengths(args.lengths, X.shape[0])
+    budget = model.get_params()["n_iter" if hmm else "max_iter"]
+    progress = Progress(budget)
     model.set_params(callback=progress)
     try:
-        model.fit(X)
+        model.fit(X, **({"lengths": lengths} if hmm else {}))
     finally:
         progress.close()
     model.set_params(callback=None)
@@ -304,7 +353,9 @@ def _cmd_fit(args) -> int:
     unit = "token" if args.model == "lda" else "sample"
     state = {True: "converged", False: "did not converge"}.get(getattr(model, "converged_", None),
                                                               "stopped")
-    print(f"{MODELS[args.model]} K={model.n_components} on {X.shape[0]} x {X.shape[1]}: "
+    n_seq = 1 if lengths is None else len(lengths)
+    seqs = f" in {n_seq} sequence{'s' * (n_seq > 1)}" if hmm else ""
+    print(f"{MODELS[args.model]} K={model.n_components} on {X.shape[0]} x {X.shape[1]}{seqs}: "
           f"{state} after {model.n_iter_} iterations; final ELBO "
           f"{model.trace_.elbo_after_e[-1]:.8f} per {unit}")
     if args.out:
@@ -324,6 +375,16 @@ def _cmd_predict(args) -> int:
     model = emkit.load(args.model_file)
     vocab = getattr(model, "vocabulary_", None)
     X, _ = read_data(args.data, text_ok=vocab is not None, vocabulary=vocab)
+    if isinstance(model, (emkit.GaussianHMM, emkit.CategoricalHMM)):
+        lengths = None if args.lengths is None else read_lengths(args.lengths, X.shape[0])
+        if args.proba:  # the posterior of every state at every step
+            np.savetxt(sys.stdout, model.predict_proba(X, lengths), delimiter=",", fmt="%.10g")
+        else:  # the Viterbi path (or per-step MAP with algorithm="map"), one state a line
+            sys.stdout.write("".join(f"{v}\n" for v in model.predict(X, lengths)))
+        return 0
+    if args.lengths is not None:
+        raise CLIError(f"--lengths is for hidden Markov models; {args.model_file} holds a "
+                       f"{type(model).__name__}")
     is_lda = hasattr(model, "transform") and not hasattr(model, "predict_proba")
     if args.proba:
         P = model.transform(X) if is_lda else model.predict_proba(X)
@@ -340,6 +401,10 @@ def _cmd_select(args) -> int:
     if args.model in ("lda", "bgmm"):
         raise CLIError("select compares mixtures by BIC/AIC/ICL: use --model gmm or bmm "
                        "(bgmm switches components off itself: fit it with a large -k)")
+    if args.model in HMMS:
+        raise CLIError(f"select compares mixtures (gmm, bmm), not hidden Markov models: fit "
+                       f"--model {args.model} for each -k and compare the models' "
+                       "bic(X, lengths)")
     _check_out(args.plot, (".png", ".pdf", ".svg"), "--plot")
     if args.covariance_type and args.model != "gmm":
         raise CLIError(f"--covariance-type is for --model gmm, not {args.model}")
@@ -415,12 +480,15 @@ def _model_options(p, *, k_type, k_help):
     p.add_argument("--model", required=True, choices=sorted(MODELS),
                    help="gmm: GaussianMixture, bgmm: BayesianGaussianMixture, "
                         "bmm: BernoulliMixture, "
-                        "lda: LatentDirichletAllocation")
+                        "lda: LatentDirichletAllocation, ghmm: GaussianHMM, "
+                        "chmm: CategoricalHMM (one column of integer symbols 0..n-1)")
     p.add_argument("-k", "--n-components", required=True, type=k_type, help=k_help)
     p.add_argument("data", metavar="DATA", help="data file: " + ", ".join(DATA_SUFFIXES))
-    p.add_argument("--n-init", type=_positive_int, help="initialisations (gmm, bmm)")
+    p.add_argument("--n-init", type=_positive_int,
+                   help="initialisations (every model but lda)")
     p.add_argument("--seed", type=int, default=0, help="random_state (default 0)")
-    p.add_argument("--max-iter", type=_positive_int, help="maximum EM iterations")
+    p.add_argument("--max-iter", type=_positive_int,
+                   help="maximum EM iterations (ghmm, chmm: n_iter)")
     p.add_argument("--binarize", type=float, help="bmm: values above this become 1")
 
 
@@ -432,6 +500,10 @@ def _demo_options(p):
     p.add_argument("--random-state", type=int, default=0)
 
 
+LENGTHS_HELP = ("ghmm, chmm: the sequence lengths, one integer per line (or a .npy); "
+                "default: DATA is one sequence")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="emkit", description="EM and variational EM with a visible ELBO. "
                      "With no command: the short iris demo.")
@@ -439,18 +511,23 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     fit = sub.add_parser("fit", help="fit a model to a data file")
-    _model_options(fit, k_type=_positive_int, k_help="number of components / topics")
-    fit.add_argument("--covariance-type", choices=COVARIANCE_TYPES, help="gmm, bgmm (default full)")
+    _model_options(fit, k_type=_positive_int, k_help="number of components / topics / states")
+    fit.add_argument("--covariance-type", choices=COVARIANCE_TYPES,
+                     help="gmm, bgmm (default full), ghmm (default diag)")
+    fit.add_argument("--lengths", metavar="FILE", help=LENGTHS_HELP)
     fit.add_argument("--out", metavar="MODEL.npz", help="write the model (emkit.save)")
     fit.add_argument("--trace", metavar="TRACE.csv", help="write the kept run's trace")
     fit.add_argument("--plot", metavar="TRACE.png", help="draw the ELBO of every init")
     fit.set_defaults(func=_cmd_fit)
 
-    pred = sub.add_parser("predict", help="labels (or probabilities) from a saved model")
+    pred = sub.add_parser("predict", help="labels, HMM states (or probabilities) from a saved "
+                          "model")
     pred.add_argument("model_file", metavar="MODEL.npz")
     pred.add_argument("data", metavar="DATA")
     pred.add_argument("--proba", action="store_true",
-                      help="probabilities as CSV (lda: the document-topic distribution)")
+                      help="probabilities as CSV (lda: the document-topic distribution; "
+                           "an HMM: the state posteriors)")
+    pred.add_argument("--lengths", metavar="FILE", help=LENGTHS_HELP)
     pred.set_defaults(func=_cmd_predict)
 
     sel = sub.add_parser("select", help="fit a grid of sizes and rank it by BIC/AIC/ICL")

@@ -4,6 +4,8 @@
 - :func:`plot_decomposition`: ``log p(X | theta) = ELBO + KL`` per half-step.
 - :func:`plot_gmm`, :func:`plot_bernoulli_means`, :func:`plot_topics`: the fitted model.
 - :func:`plot_selection`: a criterion against ``n_components`` (see :func:`emkit.select`).
+- :func:`plot_hmm_states`: one sequence, its state posteriors and the Viterbi path (against
+  the true states when known).
 
 Every function returns the Axes it drew on (a Figure for grids of panels).
 """
@@ -19,6 +21,8 @@ __all__ = [
     "plot_bernoulli_means",
     "plot_topics",
     "plot_selection",
+    "plot_hmm_states",
+    "match_states",
 ]
 
 
@@ -61,9 +65,10 @@ def _robust_ylim(ax, traces):
 
     Starts from one-point seeds (``random_from_data``, ``k-means++``) can put the first
     half-step orders of magnitude below the rest; then the axis spans the values after it and
-    says the first points are below it.
+    says the first points are below it. ``traces`` are Traces or the arrays drawn.
     """
-    vals = [t.elbo[np.isfinite(t.elbo)] for t in traces]
+    vals = [np.asarray(getattr(t, "elbo", t), dtype=np.float64) for t in traces]
+    vals = [v[np.isfinite(v)] for v in vals]
     everything = np.concatenate(vals)
     rest = np.concatenate([v[1:] for v in vals])
     if rest.size < 2 or everything.size < 2:
@@ -197,7 +202,7 @@ def plot_decomposition(model, ax=None, *, max_iter: int | None = None):
     ax.set_xlabel("iteration (E-step at t, M-step at t + 0.5)")
     ax.set_ylabel(f"per {unit}")
     ax.set_title("log-evidence = ELBO + KL, per half-step")
-    _robust_ylim(ax, [trace])
+    _robust_ylim(ax, [elbo] if ev is None else [elbo, ev])  # what is drawn (to max_iter)
     handles, labels = ax.get_legend_handles_labels()
     if ev is None:
         ax.text(0.4, 0.4, "log p(X | θ) is intractable for this model:\n"
@@ -392,3 +397,146 @@ def plot_selection(result, criterion: str | None = None, ax=None):
     ax.set_title(f"Model selection by {criterion.upper()}")
     ax.legend(fontsize="small")
     return ax
+
+
+def match_states(states, truth, n_states=None):
+    """Relabel ``states`` to agree best with ``truth`` (states are found up to a permutation).
+
+    The permutation maximises the number of steps where the two agree (an assignment problem
+    on their confusion matrix, solved by :func:`scipy.optimize.linear_sum_assignment`).
+
+    Parameters
+    ----------
+    states, truth : array-like of int of shape (n_samples,)
+    n_states : int, optional
+        Number of labels (default: one more than the largest in either).
+
+    Returns
+    -------
+    relabelled : ndarray of int
+        ``mapping[states]``, in the labels of ``truth``.
+    mapping : ndarray of int of shape (n_states,)
+        ``mapping[k]`` is the true label matched to state ``k``.
+    agreement : float
+        Fraction of steps where ``relabelled == truth``.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    states = np.asarray(states, dtype=np.intp).ravel()
+    truth = np.asarray(truth, dtype=np.intp).ravel()
+    if states.shape != truth.shape:
+        raise ValueError(f"states has {states.size} steps but truth has {truth.size}.")
+    if states.size and min(states.min(), truth.min()) < 0:
+        raise ValueError("states and truth must be non-negative integer labels.")
+    top = int(max(states.max(initial=-1), truth.max(initial=-1))) + 1
+    k = top if n_states is None else int(n_states)
+    if k < top:
+        raise ValueError(f"n_states={k} but the labels go up to {top - 1}.")
+    confusion = np.zeros((k, k), dtype=np.int64)
+    np.add.at(confusion, (states, truth), 1)
+    rows, cols = linear_sum_assignment(confusion, maximize=True)
+    mapping = np.empty(k, dtype=np.intp)
+    mapping[rows] = cols
+    relabelled = mapping[states]
+    agreement = float(np.mean(relabelled == truth)) if states.size else float("nan")
+    return relabelled, mapping, agreement
+
+
+def plot_hmm_states(model, X, lengths=None, *, true_states=None, sequence: int = 0,
+                    feature_names=None, state_names=None):
+    """One sequence of a fitted HMM: the data, the state posteriors and the decoded path.
+
+    Three panels sharing the time axis: the observations (GaussianHMM: each feature as a
+    line; CategoricalHMM: the symbols as dots), coloured by the Viterbi state; the posterior
+    probability of every state (``predict_proba``, stacked); and a strip of the Viterbi
+    states (``predict``) under the true states when ``true_states`` is given. With the truth
+    the fitted states are first relabelled to match it (:func:`match_states`, over all the
+    sequences) and the agreement is in the title.
+
+    Parameters
+    ----------
+    model : fitted GaussianHMM or CategoricalHMM
+    X : array-like of shape (n_samples, n_features)
+        The concatenated sequences.
+    lengths : array-like of int, optional
+        Lengths of the sequences in ``X`` (default: one sequence).
+    true_states : array-like of int of shape (n_samples,), optional
+        The states that generated ``X``, for simulated data.
+    sequence : int, default=0
+        Which sequence to draw.
+    feature_names, state_names : sequence of str, optional
+        Legend labels (default "feature i", "state k").
+
+    Returns
+    -------
+    matplotlib Figure
+        Its axes are ``[data, posteriors, states]``.
+    """
+    X = np.asarray(X)
+    X2 = X.reshape(-1, 1) if X.ndim == 1 else X
+    n = X2.shape[0]
+    lengths = np.array([n]) if lengths is None else np.asarray(lengths, dtype=np.int64).ravel()
+    if not 0 <= sequence < lengths.size:
+        raise ValueError(f"sequence must be in 0..{lengths.size - 1}, got {sequence}.")
+    viterbi = model.predict(X, lengths)
+    proba = model.predict_proba(X, lengths)
+    k = model.n_components
+    order = np.arange(k)  # the colour (and the name) of state j is that of order[j]
+    title = f"{type(model).__name__}, sequence {sequence} of {lengths.size}"
+    if true_states is not None:
+        true_states = np.asarray(true_states, dtype=np.intp).ravel()
+        if true_states.size != n:
+            raise ValueError(f"true_states has {true_states.size} steps but X has {n} rows.")
+        k = max(k, int(true_states.max()) + 1)
+        viterbi, order, agreement = match_states(viterbi, true_states, k)
+        title += f": Viterbi states = true states at {agreement:.1%} of all steps"
+    start = int(lengths[:sequence].sum())
+    sl = slice(start, start + int(lengths[sequence]))
+    t = np.arange(sl.stop - sl.start)
+    x, z, p = X2[sl], viterbi[sl], proba[sl]
+    names = list(state_names) if state_names is not None else [f"state {j}" for j in range(k)]
+    colors = [f"C{j % 10}" for j in range(k)]
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(3, 1, figsize=(9.0, 6.4), sharex=True, layout="constrained",
+                             gridspec_kw={"height_ratios": [3, 2, 1.2]})
+    ax = axes[0]
+    categorical = hasattr(model, "emissionprob_")
+    if categorical:
+        for j in range(k):
+            on = z == j
+            ax.plot(t[on], x[on, 0], "o", ms=3, color=colors[j], label=f"Viterbi: {names[j]}")
+        ax.set_ylabel("symbol")
+    else:
+        fnames = feature_names or [f"feature {i}" for i in range(x.shape[1])]
+        for i in range(x.shape[1]):
+            ax.plot(t, x[:, i], "-", color="0.6", lw=0.8, label=fnames[i])
+            for j in range(k):
+                on = z == j
+                ax.plot(t[on], x[on, i], ".", ms=4, color=colors[j],
+                        label=f"Viterbi: {names[j]}" if i == 0 else None)
+        ax.set_ylabel("observation")
+    ax.set_title(title, fontsize="medium")
+    ax.legend(loc="upper right", fontsize="x-small", ncols=min(k + 1, 4))
+
+    ax = axes[1]
+    # column j of the posteriors is fitted state j; stack them in the matched labels' order
+    stacked = np.zeros((t.size, k))
+    stacked[:, order[:p.shape[1]]] = p
+    ax.stackplot(t, stacked.T, colors=colors, labels=[f"P({nm} | X)" for nm in names],
+                 alpha=0.8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("posterior")
+    ax.legend(loc="upper right", fontsize="x-small", ncols=min(k, 4))
+
+    ax = axes[2]
+    from matplotlib.colors import ListedColormap
+
+    rows = [z] if true_states is None else [true_states[sl], z]
+    labels = ["Viterbi"] if true_states is None else ["truth", "Viterbi"]
+    ax.imshow(np.vstack(rows), aspect="auto", interpolation="nearest",
+              cmap=ListedColormap(colors), vmin=-0.5, vmax=k - 0.5,
+              extent=(-0.5, t.size - 0.5, len(rows) - 0.5, -0.5))
+    ax.set_yticks(range(len(rows)), labels)
+    ax.set_xlabel("step")
+    return fig

@@ -18,6 +18,7 @@ import scipy.io
 import scipy.sparse as sp
 
 import emkit
+from emkit._demo import dishonest_casino, regime_series
 
 from ._helpers import blobs
 
@@ -64,6 +65,18 @@ def data(tmp_path_factory):
     (d / "bad.csv").write_text("1,2\nthree,four\n")
     (d / "x.json").write_text("{}")
     (d / "empty.npz").write_bytes(b"")
+    # sequences for the HMMs: dice rolls (symbols 0..5) and a 1-D series, 3 sequences each
+    rolls, _, _ = dishonest_casino(n_sequences=3, length=20, seed=3)
+    np.savetxt(d / "rolls.csv", rolls, fmt="%d")
+    (d / "l3.txt").write_text("20\n\n20\n20\n")  # a blank line is skipped
+    np.save(d / "l3.npy", np.array([20, 20, 20]))
+    for name, text in [("lsum.txt", "20\n20\n"), ("lneg.txt", "70\n-10\n"),
+                       ("lword.txt", "20\ntwenty\n20\n"), ("lempty.txt", ""),
+                       ("lzero.txt", "0\n60\n")]:
+        (d / name).write_text(text)
+    np.save(d / "lfloat.npy", np.array([30.5, 29.5]))
+    np.save(d / "l2d.npy", np.full((2, 2), 15))
+    (d / "lgarbage.npy").write_bytes(b"not an array")
     return d, X, counts, docs
 
 
@@ -188,9 +201,11 @@ def test_select_prints_the_table_and_demo_writes_its_pictures(data, tmp_path):
                  "elbo_after_e"]:
         assert name in out
     pics = sorted(p.name for p in (tmp_path / "pics").iterdir())
+    keys = ("gmm", "bgmm", "bmm", "lda", "ghmm", "chmm")
     assert pics == sorted(
-        [f"{m}_{kind}.png" for m in ("gmm", "bmm", "lda") for kind in ("trace", "decomposition")]
-        + ["gmm_ellipses.png", "bmm_means.png", "lda_topics.png"])
+        [f"{m}_{kind}.png" for m in keys for kind in ("trace", "decomposition")]
+        + ["gmm_ellipses.png", "bgmm_ellipses.png", "bmm_means.png", "lda_topics.png",
+           "ghmm_states.png", "chmm_states.png"])
     for p in (tmp_path / "pics").iterdir():
         assert p.read_bytes()[:4] == b"\x89PNG"
 
@@ -224,6 +239,21 @@ BAD = [
     ("select", "--model", "gmm", "-k", "1-3", "x.csv", "--covariance-type", "full,oval"),
     ("select", "--model", "lda", "-k", "1-3", "counts.npz"),
     ("select", "--model", "bgmm", "-k", "1-3", "x.csv"),            # no BIC for VB
+    ("select", "--model", "ghmm", "-k", "1-3", "x.csv"),            # mixtures only
+    ("select", "--model", "chmm", "-k", "1-3", "rolls.csv"),
+    ("fit", "--model", "chmm", "-k", 2, "rolls.csv", "--lengths", "lsum.txt"),  # sum != rows
+    ("fit", "--model", "chmm", "-k", 2, "rolls.csv", "--lengths", "lneg.txt"),
+    ("fit", "--model", "chmm", "-k", 2, "rolls.csv", "--lengths", "lzero.txt"),
+    ("fit", "--model", "chmm", "-k", 2, "rolls.csv", "--lengths", "lword.txt"),
+    ("fit", "--model", "chmm", "-k", 2, "rolls.csv", "--lengths", "lempty.txt"),
+    ("fit", "--model", "ghmm", "-k", 2, "rolls.csv", "--lengths", "lfloat.npy"),
+    ("fit", "--model", "ghmm", "-k", 2, "rolls.csv", "--lengths", "l2d.npy"),
+    ("fit", "--model", "ghmm", "-k", 2, "rolls.csv", "--lengths", "lgarbage.npy"),
+    ("fit", "--model", "ghmm", "-k", 2, "rolls.csv", "--lengths", "missing.txt"),
+    ("fit", "--model", "gmm", "-k", 2, "x.csv", "--lengths", "l3.txt"),  # not an HMM
+    ("fit", "--model", "chmm", "-k", 2, "x.csv"),                   # symbols not integers
+    ("fit", "--model", "chmm", "-k", 2, "rolls.csv", "--covariance-type", "full"),
+    ("fit", "--model", "ghmm", "-k", 2, "counts.npz"),              # sparse data
     ("frobnicate",),
     ("--max-iter", "-3"),
 ]
@@ -282,3 +312,135 @@ def test_progress_bar_on_a_terminal_and_plain_lines_when_piped(capsys):
 
 def data_blobs():
     return blobs(n=100, d=2, k=2, seed=1)[0]
+
+
+def _progress_rows(out):
+    lines = out.splitlines()
+    assert lines[0].split() == ["init", "iteration", "ELBO", "change", "seconds"]
+    return [ln.split() for ln in lines[1:] if ln.split() and ln.split()[0].isdigit()]
+
+
+@pytest.mark.parametrize("kind", ["chmm", "ghmm"])
+def test_hmm_fit_and_predict_in_process(kind, data, tmp_path, capsys):
+    """fit/predict --model ghmm|chmm equal the Python API on the same data and lengths."""
+    from emkit.cli import main
+
+    d = data[0]
+    if kind == "chmm":
+        X, lengths, _ = dishonest_casino(n_sequences=3, length=20, seed=3)
+        data_file, lengths_file, extra = d / "rolls.csv", d / "l3.txt", []
+        ref = emkit.CategoricalHMM(2, n_iter=30, n_init=2, random_state=1)
+    else:
+        X, lengths, _ = regime_series(n_sequences=3, length=40, seed=2)
+        data_file, lengths_file = tmp_path / "series.npy", tmp_path / "lengths.npy"
+        np.save(data_file, X)
+        np.save(lengths_file, lengths)
+        extra = ["--covariance-type", "spherical"]
+        ref = emkit.GaussianHMM(2, covariance_type="spherical", n_iter=30, n_init=2,
+                                random_state=1)
+    out = tmp_path / "m.npz"
+    assert main(["fit", "--model", kind, "-k", "2", str(data_file), "--lengths",
+                 str(lengths_file), "--n-init", "2", "--max-iter", "30", "--seed", "1",
+                 "--out", str(out), "--trace", str(tmp_path / "t.csv"),
+                 "--plot", str(tmp_path / "t.png"), *extra]) == 0
+    fit_out = capsys.readouterr().out
+    model = emkit.load(out)
+    ref.fit(X, lengths=lengths)
+    assert type(model) is type(ref)
+    assert model.n_iter == 30 and model.n_init == 2 and model.random_state == 1
+    np.testing.assert_array_equal(model.transmat_, ref.transmat_)
+    np.testing.assert_array_equal(model.startprob_, ref.startprob_)
+    if kind == "chmm":
+        np.testing.assert_array_equal(model.emissionprob_, ref.emissionprob_)
+    else:
+        assert model.covariance_type == "spherical"
+        np.testing.assert_array_equal(model.means_, ref.means_)
+    # the progress table is the kept run's trace; the summary line names the sequences
+    rows = _progress_rows(fit_out)
+    assert len(rows) == sum(t.n_iter for t in ref.traces_)
+    kept = [r for r in rows if int(r[0]) == ref.best_init_]
+    np.testing.assert_allclose([float(r[2]) for r in kept], ref.trace_.elbo_after_e[1:],
+                               rtol=1e-7)
+    state = "converged" if ref.converged_ else "did not converge"
+    assert (f"{type(ref).__name__} K=2 on {X.shape[0]} x 1 in 3 sequences: {state} after "
+            f"{ref.n_iter_} iterations; final ELBO {ref.trace_.elbo_after_e[-1]:.8f} "
+            "per sample") in fit_out
+    table = np.loadtxt(tmp_path / "t.csv", delimiter=",", skiprows=1)
+    np.testing.assert_array_equal(table[:, 1], ref.trace_.elbo_after_e)
+    assert (tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"
+
+    # predict: Viterbi states one a line, posteriors as CSV; with and without --lengths
+    assert main(["predict", str(out), str(data_file), "--lengths", str(lengths_file)]) == 0
+    states = np.array(capsys.readouterr().out.split(), dtype=int)
+    np.testing.assert_array_equal(states, ref.predict(X, lengths))
+    assert main(["predict", str(out), str(data_file), "--lengths", str(lengths_file),
+                 "--proba"]) == 0
+    proba = np.loadtxt(capsys.readouterr().out.splitlines(), delimiter=",")
+    np.testing.assert_allclose(proba, ref.predict_proba(X, lengths), rtol=1e-8, atol=1e-12)
+    assert main(["predict", str(out), str(data_file)]) == 0  # one sequence
+    np.testing.assert_array_equal(np.array(capsys.readouterr().out.split(), dtype=int),
+                                  ref.predict(X))
+    # a lengths file that does not fit the data: one line, status 2
+    assert main(["predict", str(out), str(data_file), "--lengths", str(d / "lsum.txt")]) == 2
+    _one_error_line(capsys.readouterr().err, "predict --lengths lsum.txt")
+
+
+def test_hmm_defaults_and_lengths_on_a_mixture(data, tmp_path, capsys):
+    from emkit.cli import main
+
+    d, X, _, _ = data
+    rolls = np.loadtxt(d / "rolls.csv").reshape(-1, 1)
+    # ghmm's covariance_type defaults to hmmlearn's "diag"; one sequence without --lengths
+    assert main(["fit", "--model", "ghmm", "-k", "2", str(d / "rolls.csv"),
+                 "--out", str(tmp_path / "g.npz")]) == 0
+    assert "in 1 sequence:" in capsys.readouterr().out
+    g = emkit.load(tmp_path / "g.npz")
+    ref = emkit.GaussianHMM(2, random_state=0).fit(rolls)
+    assert g.covariance_type == "diag" and g.n_iter == ref.n_iter
+    np.testing.assert_array_equal(g.means_, ref.means_)
+    # --lengths with a mixture's model file is refused
+    assert main(["fit", "--model", "gmm", "-k", "2", str(d / "x.csv"),
+                 "--out", str(tmp_path / "m.npz")]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(tmp_path / "m.npz"), str(d / "x.csv"), "--lengths",
+                 str(d / "l3.txt")]) == 2
+    _one_error_line(capsys.readouterr().err, "predict mixture --lengths")
+
+
+def test_demo_table_has_a_row_for_every_public_estimator():
+    """So the demo cannot silently fall behind emkit's estimators again."""
+    from sklearn.base import BaseEstimator
+
+    from emkit._demo import run_demo
+
+    public = {name for name in emkit.__all__
+              if isinstance(getattr(emkit, name), type)
+              and issubclass(getattr(emkit, name), BaseEstimator)}
+    assert {"GaussianHMM", "CategoricalHMM", "BayesianGaussianMixture"} <= public
+    out = io.StringIO()
+    assert run_demo(stream=out) == []
+    lines = out.getvalue().splitlines()
+    assert lines[0].split()[0] == "estimator"
+    names = [ln.split()[0] for ln in lines[1:]]
+    assert sorted(names) == sorted(public)
+    by_name = dict(zip(names, lines[1:], strict=True))
+    assert "components effective" in by_name["BayesianGaussianMixture"]
+    for hmm in ("GaussianHMM", "CategoricalHMM"):
+        assert "Viterbi = true states at" in by_name[hmm] and "seq)" in by_name[hmm]
+
+
+def test_the_casino_is_durbins():
+    """The simulated rolls follow the published model (Durbin et al. 1998, section 3.2)."""
+    X, lengths, states = dishonest_casino(n_sequences=20, length=2000, seed=11)
+    assert X.shape == (40_000, 1) and X.dtype.kind == "i" and lengths.tolist() == [2000] * 20
+    assert set(np.unique(X)) == set(range(6)) and set(np.unique(states)) == {0, 1}
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    within = np.ones(states.size, dtype=bool)
+    within[starts] = False  # transitions only inside a sequence
+    prev, cur = states[:-1][within[1:]], states[1:][within[1:]]
+    assert np.mean(cur[prev == 0] == 1) == pytest.approx(0.05, abs=0.006)  # fair -> loaded
+    assert np.mean(cur[prev == 1] == 0) == pytest.approx(0.10, abs=0.012)  # loaded -> fair
+    loaded = np.bincount(X[states == 1, 0], minlength=6) / np.sum(states == 1)
+    fair = np.bincount(X[states == 0, 0], minlength=6) / np.sum(states == 0)
+    np.testing.assert_allclose(loaded, [0.1] * 5 + [0.5], atol=0.015)
+    np.testing.assert_allclose(fair, [1 / 6] * 6, atol=0.012)

@@ -180,3 +180,72 @@ def test_plot_selection_draws_the_results(tmp_path):
         np.testing.assert_array_equal(x, [r["param_n_components"][i] for i in rows])
         np.testing.assert_array_equal(y, [r["bic"][i] for i in rows])
     assert "lower is better" in ax.get_ylabel()
+
+
+def test_match_states_is_the_best_permutation():
+    import itertools
+
+    rng = np.random.default_rng(4)
+    truth = rng.integers(3, size=200)
+    states = np.where(rng.uniform(size=200) < 0.8, (truth + 1) % 3, rng.integers(3, size=200))
+    relabelled, mapping, agreement = plotting.match_states(states, truth)
+    best = max(itertools.permutations(range(3)),
+               key=lambda p: np.sum(np.asarray(p)[states] == truth))
+    np.testing.assert_array_equal(mapping, best)
+    np.testing.assert_array_equal(relabelled, np.asarray(best)[states])
+    assert agreement == np.mean(np.asarray(best)[states] == truth)
+    with pytest.raises(ValueError, match="steps"):
+        plotting.match_states(states[:5], truth)
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "categorical"])
+def test_plot_hmm_states_draws_posteriors_and_paths(kind, tmp_path):
+    from emkit._demo import dishonest_casino, regime_series
+
+    if kind == "gaussian":
+        Xs, lengths, truth = regime_series(n_sequences=2, length=60, seed=1)
+        model = emkit.GaussianHMM(3, n_iter=20, random_state=0).fit(Xs, lengths)
+    else:
+        Xs, lengths, truth = dishonest_casino(n_sequences=2, length=60, seed=1)
+        model = emkit.CategoricalHMM(2, n_iter=20, random_state=0).fit(Xs, lengths)
+    fig = plotting.plot_hmm_states(model, Xs, lengths, true_states=truth, sequence=1)
+    _png(fig, tmp_path)
+    data_ax, post_ax, strip_ax = fig.axes
+    sl = slice(60, 120)
+    relabelled, mapping, agreement = plotting.match_states(model.predict(Xs, lengths), truth)
+    np.testing.assert_array_equal(strip_ax.images[0].get_array(),
+                                  np.vstack([truth[sl], relabelled[sl]]))
+    assert f"{agreement:.1%}" in data_ax.get_title()
+    # the stacked posteriors: layer mapping[k] is fitted state k's, so the upper edge of
+    # layer j is the cumulative posterior of the states matched to labels 0..j
+    proba = model.predict_proba(Xs, lengths)[sl]
+    layers = np.zeros_like(proba)
+    layers[:, mapping] = proba
+    upper = np.cumsum(layers, axis=1)
+    polys = post_ax.collections
+    assert len(polys) == mapping.size
+    for j, poly in enumerate(polys):
+        v = poly.get_paths()[0].vertices
+        for t in range(60):
+            ys = v[np.isclose(v[:, 0], t), 1]
+            assert np.min(np.abs(ys - upper[t, j])) < 1e-9, (j, t)
+    # without the truth: only the Viterbi strip, in the model's own labels
+    fig = plotting.plot_hmm_states(model, Xs, lengths)
+    np.testing.assert_array_equal(fig.axes[2].images[0].get_array(),
+                                  model.predict(Xs, lengths)[:60][None, :])
+    with pytest.raises(ValueError, match="sequence"):
+        plotting.plot_hmm_states(model, Xs, lengths, sequence=2)
+
+
+def test_decomposition_axis_spans_what_is_drawn_up_to_max_iter():
+    from emkit._demo import dishonest_casino
+
+    Xs, lengths, _ = dishonest_casino(n_sequences=4, length=200, seed=0)
+    model = emkit.CategoricalHMM(2, n_iter=200, tol=1e-8, random_state=0).fit(Xs, lengths)
+    assert model.n_iter_ > 20
+    ax = plotting.plot_decomposition(model, max_iter=6)
+    drawn = model.trace_.elbo[1:13]  # half-steps 0.5 .. 6 (the first is off scale or not)
+    lo, hi = ax.get_ylim()
+    assert lo <= drawn.min() and hi >= drawn.max()
+    # the final ELBO, far above iteration 6, does not stretch the axis
+    assert hi - lo < 3 * (model.trace_.elbo_after_e[6] - drawn.min()) + 1e-12

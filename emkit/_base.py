@@ -32,7 +32,7 @@ from ._validation import (
     convert_dense_block,
     fit_dtype,
 )
-from .kernels._parallel import blas_single_thread
+from .kernels._parallel import blas_single_thread, small_kmeans
 from .kernels._rows import unit_weights
 from .models._common import one_hot
 
@@ -74,11 +74,12 @@ def initial_assignments(X, n_components, init_params, sample_weight, random_stat
     if init_params == "kmeans":
         from sklearn.cluster import KMeans
 
-        labels = (
-            KMeans(n_clusters=k, n_init=1, random_state=random_state)
-            .fit(X, sample_weight=sample_weight)
-            .labels_
-        )
+        with small_kmeans(n, X.shape[1], k):
+            labels = (
+                KMeans(n_clusters=k, n_init=1, random_state=random_state)
+                .fit(X, sample_weight=sample_weight)
+                .labels_
+            )
         return labels, k
     if init_params == "random":
         resp = np.asarray(random_state.uniform(size=(n, k)), dtype=X.dtype)

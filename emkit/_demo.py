@@ -208,16 +208,11 @@ def run_demo(out_dir=None, *, covariance_type="full", random_state=0, stream=Non
     def say(*args):
         print(*args, file=stream)
 
-    from threadpoolctl import threadpool_limits
-
     rows, fitted = [], {}
     for key, data_name, X, est, lengths, truth in _demo_runs(covariance_type, random_state):
         fit_params = {} if lengths is None else {"lengths": lengths}
-        # The k-means of the initialisations (scikit-learn's, OpenMP) on data this small is
-        # all thread start-up and spin-waiting: on a busy 2-core machine 20-70x slower with
-        # two OpenMP threads than with one (the results are the same).
-        with threadpool_limits(1, user_api="openmp"):
-            est, seconds = _fitted(est, X, **fit_params)
+        # (the estimators run a k-means this small on one OpenMP thread: small_kmeans)
+        est, seconds = _fitted(est, X, **fit_params)
         fitted[key] = (est, X, lengths, truth)
         unit = "token" if key == "lda" else "sample"
         shape = f"{X.shape[0]}x{X.shape[1]}"

@@ -16,6 +16,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import validate_data
 
 from .._validation import check_choice, check_data_scale, check_int, fit_dtype
+from ..kernels._parallel import small_kmeans
 from ..models.gaussian import (
     COVARIANCE_TYPES,
     GaussianModel,
@@ -197,8 +198,9 @@ class GaussianHMM(_BaseHMM):
         if self._needs_init("m", "means_"):
             from sklearn.cluster import KMeans
 
-            kmeans = KMeans(n_clusters=k, random_state=self._init_stream(random_state),
-                            n_init=10).fit(X)
+            with small_kmeans(X.shape[0], X.shape[1], k):
+                kmeans = KMeans(n_clusters=k, random_state=self._init_stream(random_state),
+                                n_init=10).fit(X)
             means = kmeans.cluster_centers_
         covars = getattr(self, "_covars_", None)
         if self._needs_init("c", "_covars_"):

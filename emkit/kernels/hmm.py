@@ -18,6 +18,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from .._jit import jit
+from ._hmm_fb import compile_with_slp, forward_backward_tiles, sum_log, tiles
 from ._rows import (  # noqa: F401 (re-exported)
     row_max_exp,
     row_max_exp_ref,
@@ -88,10 +89,7 @@ def _forward_backward(B, starts, startprob, transmat, transmat_t, gamma, loglik,
                 tot += v
             scale[t - a] = tot
             inv = 1.0 / tot
-        ll = 0.0
-        for t in range(b - a):
-            ll += np.log(scale[t])
-        loglik[s] = ll
+        loglik[s] = sum_log(scale)
         # backward: beta_t(i) = sum_j A_ij B_{t+1}(j) beta_{t+1}(j) / c_{t+1}
         beta = np.ones(k_all, dtype=B.dtype)
         tmp = np.empty(k_all, dtype=B.dtype)
@@ -187,6 +185,9 @@ def _symbol_counts(x, R, out):
 _forward_backward_jit = jit(_forward_backward, fastmath=True)
 _viterbi_jit = jit(_viterbi)
 _symbol_counts_jit = jit(_symbol_counts)
+# from this many states on, the tiled kernel of ._hmm_fb (below it the generic one is faster:
+# a tile of 16 columns would be mostly padding)
+TILED_MIN_STATES = 8
 
 
 
@@ -204,6 +205,14 @@ def forward_backward(B, starts, startprob, transmat, out=None):
     gamma = np.empty_like(B) if out is None else out
     loglik = np.empty(n_seq)
     trans = np.empty((n_seq, k_all, k_all))
+    if k_all >= TILED_MIN_STATES:
+        AP, ATP = tiles(transmat)
+        args = (B, starts, np.asarray(startprob, dtype=np.float64), AP, ATP, gamma, loglik,
+                trans)
+        compile_with_slp(forward_backward_tiles, args)
+        forward_backward_tiles(*args)
+        trans *= transmat
+        return gamma, loglik, trans
     A = np.ascontiguousarray(transmat, dtype=B.dtype)
     _forward_backward_jit(
         B, starts, startprob.astype(B.dtype), A, np.ascontiguousarray(A.T), gamma, loglik, trans

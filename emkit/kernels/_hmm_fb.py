@@ -1,0 +1,314 @@
+"""Forward-backward kernel tiled for SIMD, for blocks of sequences with 8 or more states.
+
+The recursion of :mod:`emkit.kernels.hmm` spends its time in two matrix-vector products per
+step (``alpha_hat_{t-1} A`` forward, ``A tmp_{t+1}`` backward) and one rank-1 update (the
+transition counts). Written as ``K`` dot products of length ``K``, as the generic kernel does,
+each needs a horizontal sum and a loop of its own; here they are written as ``y_c += x_i A_ic``
+over tiles of 16 columns held in scalar accumulators, which LLVM's SLP (straight-line)
+vectoriser packs into AVX2 registers. Numba disables that vectoriser by default (miscompiles
+reported with older LLVMs), so :func:`compile_with_slp` enables it for this one kernel while it
+compiles (or loads it from Numba's cache); the tests compare its results with the NumPy twin
+:func:`emkit.kernels.hmm.forward_backward_ref` for both dtypes and many ``K``.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+from numba.core import config as _numba_config
+from numba.core.compiler_lock import global_compiler_lock
+
+from .._jit import jit
+
+__all__ = ["TILE", "tiles", "sum_log", "forward_backward_tiles", "compile_with_slp"]
+
+TILE = 16  # columns per tile: four AVX2 registers of float64
+
+
+def _sum_log(scale):
+    """``sum(log(scale))`` with one ``log`` per run of factors rather than per factor.
+
+    The factors are multiplied while the product stays above 1e-200 (a factor below 1e-100
+    is taken on its own), so the product never underflows; a zero factor gives ``-inf`` and a
+    NaN gives NaN, as the plain sum would.
+
+    NumPy equivalent: ``np.log(scale).sum()``.
+    """
+    total = 0.0
+    prod = 1.0
+    for t in range(scale.shape[0]):
+        c = scale[t]
+        if c < 1e-100:
+            total += np.log(c)
+        else:
+            prod *= c
+            if prod < 1e-200:
+                total += np.log(prod)
+                prod = 1.0
+    return total + np.log(prod)
+
+
+def _forward_backward_tiles(B, starts, startprob, AP, ATP, gamma, loglik, trans):
+    """Scaled forward-backward of every sequence of a block, register-tiled for LLVM's SLP
+    vectoriser (the same inputs, outputs and recursion as :func:`emkit.kernels.hmm.
+    _forward_backward`, whose NumPy equivalent it shares; ``trans`` is written without the
+    final factor ``A_ij``, which the caller applies).
+
+    ``AP`` and ``ATP`` are ``transmat`` and its transpose cut into tiles (:func:`tiles`):
+    ``AP[jt, h, e, c] = A[2h + e, 16 jt + c]``, ``ATP[jt, h, e, c] = A[16 jt + c, 2h + e]``,
+    zero beyond ``K``. Each step computes ``y = x A`` (forward) and ``y = A x`` (backward) as
+    16 columns at a time, ``y_c += x_i A[i, c]``, in 32 scalar accumulators (even and odd
+    ``i`` apart, two dependency chains) that the SLP vectoriser packs into eight AVX2
+    registers: no horizontal sums, no reloads of the partial sums, one broadcast of ``x_i``
+    per 16 products. Compiled with the ``contract`` fast-math flag but not ``reassoc``, so that
+    the loop vectoriser leaves the loops over ``h`` to SLP, and with SLP enabled
+    (:func:`compile_with_slp`; Numba turns it off by default).
+    """
+    n_seq = starts.shape[0] - 1
+    k_all = B.shape[1]
+    nt, nh = AP.shape[0], AP.shape[1]
+    prev = np.zeros((nh, 2))  # alpha_hat_{t-1}, pairs of states
+    prev_flat = prev.reshape(2 * nh)
+    cur = np.zeros((nt, 16))  # alpha_hat_{t-1} A
+    cur_flat = cur.reshape(16 * nt)
+    tmp = np.zeros((nh, 2))  # B_{t+1} beta_{t+1} / c_{t+1}, pairs of states
+    tmp_flat = tmp.reshape(2 * nh)
+    tmp16 = np.zeros((nt, 16))  # the same, 16 states per tile
+    tmp16_flat = tmp16.reshape(16 * nt)
+    beta = np.zeros((nt, 16))
+    beta_flat = beta.reshape(16 * nt)
+    acc = np.zeros((k_all, nt, 16))  # sum_t alpha_hat_t tmp_{t+1}^T
+    for s in range(n_seq):
+        a, b = starts[s], starts[s + 1]
+        scale = np.empty(b - a)
+        tot = 0.0
+        for j in range(k_all):
+            v = startprob[j] * B[a, j]
+            gamma[a, j] = v
+            prev_flat[j] = v
+            tot += v
+        scale[0] = tot
+        inv = 1.0 / tot
+        for t in range(a + 1, b):
+            # cur = alpha_hat_{t-1} A (prev holds a_{t-1}; 1 / c_{t-1} applied below)
+            for jt in range(nt):
+                s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = s8 = s9 = s10 = s11 = s12 = s13 = s14 = s15 = 0.0
+                u0 = u1 = u2 = u3 = u4 = u5 = u6 = u7 = u8 = u9 = u10 = u11 = u12 = u13 = u14 = u15 = 0.0
+                for h in range(nh):
+                    p = prev[h, 0]
+                    q = prev[h, 1]
+                    s0 += p * AP[jt, h, 0, 0]
+                    s1 += p * AP[jt, h, 0, 1]
+                    s2 += p * AP[jt, h, 0, 2]
+                    s3 += p * AP[jt, h, 0, 3]
+                    s4 += p * AP[jt, h, 0, 4]
+                    s5 += p * AP[jt, h, 0, 5]
+                    s6 += p * AP[jt, h, 0, 6]
+                    s7 += p * AP[jt, h, 0, 7]
+                    s8 += p * AP[jt, h, 0, 8]
+                    s9 += p * AP[jt, h, 0, 9]
+                    s10 += p * AP[jt, h, 0, 10]
+                    s11 += p * AP[jt, h, 0, 11]
+                    s12 += p * AP[jt, h, 0, 12]
+                    s13 += p * AP[jt, h, 0, 13]
+                    s14 += p * AP[jt, h, 0, 14]
+                    s15 += p * AP[jt, h, 0, 15]
+                    u0 += q * AP[jt, h, 1, 0]
+                    u1 += q * AP[jt, h, 1, 1]
+                    u2 += q * AP[jt, h, 1, 2]
+                    u3 += q * AP[jt, h, 1, 3]
+                    u4 += q * AP[jt, h, 1, 4]
+                    u5 += q * AP[jt, h, 1, 5]
+                    u6 += q * AP[jt, h, 1, 6]
+                    u7 += q * AP[jt, h, 1, 7]
+                    u8 += q * AP[jt, h, 1, 8]
+                    u9 += q * AP[jt, h, 1, 9]
+                    u10 += q * AP[jt, h, 1, 10]
+                    u11 += q * AP[jt, h, 1, 11]
+                    u12 += q * AP[jt, h, 1, 12]
+                    u13 += q * AP[jt, h, 1, 13]
+                    u14 += q * AP[jt, h, 1, 14]
+                    u15 += q * AP[jt, h, 1, 15]
+                cur[jt, 0] = s0 + u0
+                cur[jt, 1] = s1 + u1
+                cur[jt, 2] = s2 + u2
+                cur[jt, 3] = s3 + u3
+                cur[jt, 4] = s4 + u4
+                cur[jt, 5] = s5 + u5
+                cur[jt, 6] = s6 + u6
+                cur[jt, 7] = s7 + u7
+                cur[jt, 8] = s8 + u8
+                cur[jt, 9] = s9 + u9
+                cur[jt, 10] = s10 + u10
+                cur[jt, 11] = s11 + u11
+                cur[jt, 12] = s12 + u12
+                cur[jt, 13] = s13 + u13
+                cur[jt, 14] = s14 + u14
+                cur[jt, 15] = s15 + u15
+            tot = 0.0
+            for j in range(k_all):
+                v = cur_flat[j] * B[t, j] * inv
+                gamma[t, j] = v
+                prev_flat[j] = v
+                tot += v
+            scale[t - a] = tot
+            inv = 1.0 / tot
+        loglik[s] = sum_log(scale)
+        for i in range(k_all):
+            for jt in range(nt):
+                for c in range(16):
+                    acc[i, jt, c] = 0.0
+        inv = 1.0 / scale[b - 1 - a]
+        for j in range(k_all):
+            gamma[b - 1, j] *= inv
+            beta_flat[j] = 1.0
+        for t in range(b - 2, a - 1, -1):
+            inv_next = inv
+            inv = 1.0 / scale[t - a]
+            for j in range(k_all):
+                v = B[t + 1, j] * beta_flat[j] * inv_next
+                tmp_flat[j] = v
+                tmp16_flat[j] = v
+            # beta_t = A tmp
+            for jt in range(nt):
+                s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = s8 = s9 = s10 = s11 = s12 = s13 = s14 = s15 = 0.0
+                u0 = u1 = u2 = u3 = u4 = u5 = u6 = u7 = u8 = u9 = u10 = u11 = u12 = u13 = u14 = u15 = 0.0
+                for h in range(nh):
+                    p = tmp[h, 0]
+                    q = tmp[h, 1]
+                    s0 += p * ATP[jt, h, 0, 0]
+                    s1 += p * ATP[jt, h, 0, 1]
+                    s2 += p * ATP[jt, h, 0, 2]
+                    s3 += p * ATP[jt, h, 0, 3]
+                    s4 += p * ATP[jt, h, 0, 4]
+                    s5 += p * ATP[jt, h, 0, 5]
+                    s6 += p * ATP[jt, h, 0, 6]
+                    s7 += p * ATP[jt, h, 0, 7]
+                    s8 += p * ATP[jt, h, 0, 8]
+                    s9 += p * ATP[jt, h, 0, 9]
+                    s10 += p * ATP[jt, h, 0, 10]
+                    s11 += p * ATP[jt, h, 0, 11]
+                    s12 += p * ATP[jt, h, 0, 12]
+                    s13 += p * ATP[jt, h, 0, 13]
+                    s14 += p * ATP[jt, h, 0, 14]
+                    s15 += p * ATP[jt, h, 0, 15]
+                    u0 += q * ATP[jt, h, 1, 0]
+                    u1 += q * ATP[jt, h, 1, 1]
+                    u2 += q * ATP[jt, h, 1, 2]
+                    u3 += q * ATP[jt, h, 1, 3]
+                    u4 += q * ATP[jt, h, 1, 4]
+                    u5 += q * ATP[jt, h, 1, 5]
+                    u6 += q * ATP[jt, h, 1, 6]
+                    u7 += q * ATP[jt, h, 1, 7]
+                    u8 += q * ATP[jt, h, 1, 8]
+                    u9 += q * ATP[jt, h, 1, 9]
+                    u10 += q * ATP[jt, h, 1, 10]
+                    u11 += q * ATP[jt, h, 1, 11]
+                    u12 += q * ATP[jt, h, 1, 12]
+                    u13 += q * ATP[jt, h, 1, 13]
+                    u14 += q * ATP[jt, h, 1, 14]
+                    u15 += q * ATP[jt, h, 1, 15]
+                beta[jt, 0] = s0 + u0
+                beta[jt, 1] = s1 + u1
+                beta[jt, 2] = s2 + u2
+                beta[jt, 3] = s3 + u3
+                beta[jt, 4] = s4 + u4
+                beta[jt, 5] = s5 + u5
+                beta[jt, 6] = s6 + u6
+                beta[jt, 7] = s7 + u7
+                beta[jt, 8] = s8 + u8
+                beta[jt, 9] = s9 + u9
+                beta[jt, 10] = s10 + u10
+                beta[jt, 11] = s11 + u11
+                beta[jt, 12] = s12 + u12
+                beta[jt, 13] = s13 + u13
+                beta[jt, 14] = s14 + u14
+                beta[jt, 15] = s15 + u15
+            # acc += alpha_hat_t tmp^T, 16 columns at a time (tmp held in registers)
+            for jt in range(nt):
+                x0 = tmp16[jt, 0]
+                x1 = tmp16[jt, 1]
+                x2 = tmp16[jt, 2]
+                x3 = tmp16[jt, 3]
+                x4 = tmp16[jt, 4]
+                x5 = tmp16[jt, 5]
+                x6 = tmp16[jt, 6]
+                x7 = tmp16[jt, 7]
+                x8 = tmp16[jt, 8]
+                x9 = tmp16[jt, 9]
+                x10 = tmp16[jt, 10]
+                x11 = tmp16[jt, 11]
+                x12 = tmp16[jt, 12]
+                x13 = tmp16[jt, 13]
+                x14 = tmp16[jt, 14]
+                x15 = tmp16[jt, 15]
+                for i in range(k_all):
+                    al = gamma[t, i] * inv
+                    acc[i, jt, 0] += al * x0
+                    acc[i, jt, 1] += al * x1
+                    acc[i, jt, 2] += al * x2
+                    acc[i, jt, 3] += al * x3
+                    acc[i, jt, 4] += al * x4
+                    acc[i, jt, 5] += al * x5
+                    acc[i, jt, 6] += al * x6
+                    acc[i, jt, 7] += al * x7
+                    acc[i, jt, 8] += al * x8
+                    acc[i, jt, 9] += al * x9
+                    acc[i, jt, 10] += al * x10
+                    acc[i, jt, 11] += al * x11
+                    acc[i, jt, 12] += al * x12
+                    acc[i, jt, 13] += al * x13
+                    acc[i, jt, 14] += al * x14
+                    acc[i, jt, 15] += al * x15
+            for i in range(k_all):
+                gamma[t, i] = gamma[t, i] * inv * beta_flat[i]
+        for i in range(k_all):
+            for j in range(k_all):
+                trans[s, i, j] = acc[i, j // 16, j % 16]
+
+
+def tiles(transmat):
+    """``(AP, ATP)``: ``transmat`` and its transpose as the kernel's zero-padded tiles,
+    ``AP[jt, h, e, c] = A[2h + e, 16 jt + c]`` and ``ATP[jt, h, e, c] = A[16 jt + c, 2h + e]``
+    (float64, shape ``(ceil(K / 16), ceil(K / 2), 2, 16)``)."""
+    A = np.asarray(transmat, dtype=np.float64)
+    k_all = A.shape[0]
+    n_tiles, n_pairs = -(-k_all // TILE), -(-k_all // 2)
+    pad = np.zeros((2 * n_pairs, TILE * n_tiles))
+    pad[:k_all, :k_all] = A
+    AP = pad.reshape(n_pairs, 2, n_tiles, TILE).transpose(2, 0, 1, 3)
+    pad[:k_all, :k_all] = A.T
+    ATP = pad.reshape(n_pairs, 2, n_tiles, TILE).transpose(2, 0, 1, 3)
+    return np.ascontiguousarray(AP), np.ascontiguousarray(ATP)
+
+
+_compiled = set()
+
+
+def compile_with_slp(dispatcher, args):
+    """Compile ``dispatcher`` for the types of ``args`` with LLVM's SLP vectoriser enabled
+    (or load it from the cache), once per process and signature.
+
+    Numba reads ``NUMBA_SLP_VECTORIZE`` from its config module when it builds a pass
+    manager; the switch is set only inside Numba's global compiler lock, so no other
+    function compiles with it. Without it the kernel is correct but about twice as slow.
+    """
+    sig = tuple(numba.typeof(a) for a in args)
+    key = (id(dispatcher), sig)
+    if key in _compiled:
+        return
+    with global_compiler_lock:
+        old = _numba_config.SLP_VECTORIZE
+        _numba_config.SLP_VECTORIZE = 1
+        try:
+            dispatcher.compile(sig)
+        finally:
+            _numba_config.SLP_VECTORIZE = old
+        _compiled.add(key)
+
+
+sum_log = jit(_sum_log)
+# contract (FMA) without reassoc: the loop vectoriser must not take the tiles' inner loops
+forward_backward_tiles = jit(
+    _forward_backward_tiles, fastmath={"contract", "arcp", "nsz", "nnan", "ninf"}
+)

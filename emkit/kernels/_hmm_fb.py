@@ -60,7 +60,8 @@ def _forward_backward_tiles(B, starts, startprob, AP, ATP, gamma, loglik, trans)
     16 columns at a time, ``y_c += x_i A[i, c]``, in 32 scalar accumulators (even and odd
     ``i`` apart, two dependency chains) that the SLP vectoriser packs into eight AVX2
     registers: no horizontal sums, no reloads of the partial sums, one broadcast of ``x_i``
-    per 16 products. Compiled with the ``contract`` fast-math flag but not ``reassoc``, so that
+    per 16 products. The transition counts take a rank-2 update every other step.
+    Compiled with the ``contract`` fast-math flag but not ``reassoc``, so that
     the loop vectoriser leaves the loops over ``h`` to SLP, and with SLP enabled
     (:func:`compile_with_slp`; Numba turns it off by default).
     """
@@ -77,7 +78,9 @@ def _forward_backward_tiles(B, starts, startprob, AP, ATP, gamma, loglik, trans)
     tmp16_flat = tmp16.reshape(16 * nt)
     beta = np.zeros((nt, 16))
     beta_flat = beta.reshape(16 * nt)
-    acc = np.zeros((k_all, nt, 16))  # sum_t alpha_hat_t tmp_{t+1}^T
+    acc = np.zeros((k_all, nt, 16))
+    tmpp = np.zeros((nt, 16))
+    alp = np.zeros(k_all)  # sum_t alpha_hat_t tmp_{t+1}^T
     for s in range(n_seq):
         a, b = starts[s], starts[s + 1]
         scale = np.empty(b - a)
@@ -92,8 +95,10 @@ def _forward_backward_tiles(B, starts, startprob, AP, ATP, gamma, loglik, trans)
         for t in range(a + 1, b):
             # cur = alpha_hat_{t-1} A (prev holds a_{t-1}; 1 / c_{t-1} applied below)
             for jt in range(nt):
-                s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = s8 = s9 = s10 = s11 = s12 = s13 = s14 = s15 = 0.0
-                u0 = u1 = u2 = u3 = u4 = u5 = u6 = u7 = u8 = u9 = u10 = u11 = u12 = u13 = u14 = u15 = 0.0
+                s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+                s8 = s9 = s10 = s11 = s12 = s13 = s14 = s15 = 0.0
+                u0 = u1 = u2 = u3 = u4 = u5 = u6 = u7 = 0.0
+                u8 = u9 = u10 = u11 = u12 = u13 = u14 = u15 = 0.0
                 for h in range(nh):
                     p = prev[h, 0]
                     q = prev[h, 1]
@@ -145,12 +150,35 @@ def _forward_backward_tiles(B, starts, startprob, AP, ATP, gamma, loglik, trans)
                 cur[jt, 13] = s13 + u13
                 cur[jt, 14] = s14 + u14
                 cur[jt, 15] = s15 + u15
-            tot = 0.0
-            for j in range(k_all):
+            # four partial sums of c_t: its chain of additions is on the critical path
+            t0 = 0.0
+            t1 = 0.0
+            t2 = 0.0
+            t3 = 0.0
+            k4 = k_all - k_all % 4
+            for j in range(0, k4, 4):
+                v0 = cur_flat[j] * B[t, j] * inv
+                v1 = cur_flat[j + 1] * B[t, j + 1] * inv
+                v2 = cur_flat[j + 2] * B[t, j + 2] * inv
+                v3 = cur_flat[j + 3] * B[t, j + 3] * inv
+                gamma[t, j] = v0
+                gamma[t, j + 1] = v1
+                gamma[t, j + 2] = v2
+                gamma[t, j + 3] = v3
+                prev_flat[j] = v0
+                prev_flat[j + 1] = v1
+                prev_flat[j + 2] = v2
+                prev_flat[j + 3] = v3
+                t0 += v0
+                t1 += v1
+                t2 += v2
+                t3 += v3
+            for j in range(k4, k_all):
                 v = cur_flat[j] * B[t, j] * inv
                 gamma[t, j] = v
                 prev_flat[j] = v
-                tot += v
+                t0 += v
+            tot = (t0 + t1) + (t2 + t3)
             scale[t - a] = tot
             inv = 1.0 / tot
         loglik[s] = sum_log(scale)
@@ -158,6 +186,7 @@ def _forward_backward_tiles(B, starts, startprob, AP, ATP, gamma, loglik, trans)
             for jt in range(nt):
                 for c in range(16):
                     acc[i, jt, c] = 0.0
+        have = False
         inv = 1.0 / scale[b - 1 - a]
         for j in range(k_all):
             gamma[b - 1, j] *= inv
@@ -171,8 +200,10 @@ def _forward_backward_tiles(B, starts, startprob, AP, ATP, gamma, loglik, trans)
                 tmp16_flat[j] = v
             # beta_t = A tmp
             for jt in range(nt):
-                s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = s8 = s9 = s10 = s11 = s12 = s13 = s14 = s15 = 0.0
-                u0 = u1 = u2 = u3 = u4 = u5 = u6 = u7 = u8 = u9 = u10 = u11 = u12 = u13 = u14 = u15 = 0.0
+                s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+                s8 = s9 = s10 = s11 = s12 = s13 = s14 = s15 = 0.0
+                u0 = u1 = u2 = u3 = u4 = u5 = u6 = u7 = 0.0
+                u8 = u9 = u10 = u11 = u12 = u13 = u14 = u15 = 0.0
                 for h in range(nh):
                     p = tmp[h, 0]
                     q = tmp[h, 1]
@@ -224,44 +255,76 @@ def _forward_backward_tiles(B, starts, startprob, AP, ATP, gamma, loglik, trans)
                 beta[jt, 13] = s13 + u13
                 beta[jt, 14] = s14 + u14
                 beta[jt, 15] = s15 + u15
-            # acc += alpha_hat_t tmp^T, 16 columns at a time (tmp held in registers)
-            for jt in range(nt):
-                x0 = tmp16[jt, 0]
-                x1 = tmp16[jt, 1]
-                x2 = tmp16[jt, 2]
-                x3 = tmp16[jt, 3]
-                x4 = tmp16[jt, 4]
-                x5 = tmp16[jt, 5]
-                x6 = tmp16[jt, 6]
-                x7 = tmp16[jt, 7]
-                x8 = tmp16[jt, 8]
-                x9 = tmp16[jt, 9]
-                x10 = tmp16[jt, 10]
-                x11 = tmp16[jt, 11]
-                x12 = tmp16[jt, 12]
-                x13 = tmp16[jt, 13]
-                x14 = tmp16[jt, 14]
-                x15 = tmp16[jt, 15]
+            # acc += alpha_hat_t tmp_{t+1}^T + alpha_hat_{t+1} tmp_{t+2}^T every other step
+            # (a rank-2 update: half the loads and stores of acc), 16 columns at a time
+            if have:
+                for jt in range(nt):
+                    x0 = tmp16[jt, 0]
+                    x1 = tmp16[jt, 1]
+                    x2 = tmp16[jt, 2]
+                    x3 = tmp16[jt, 3]
+                    x4 = tmp16[jt, 4]
+                    x5 = tmp16[jt, 5]
+                    x6 = tmp16[jt, 6]
+                    x7 = tmp16[jt, 7]
+                    x8 = tmp16[jt, 8]
+                    x9 = tmp16[jt, 9]
+                    x10 = tmp16[jt, 10]
+                    x11 = tmp16[jt, 11]
+                    x12 = tmp16[jt, 12]
+                    x13 = tmp16[jt, 13]
+                    x14 = tmp16[jt, 14]
+                    x15 = tmp16[jt, 15]
+                    y0 = tmpp[jt, 0]
+                    y1 = tmpp[jt, 1]
+                    y2 = tmpp[jt, 2]
+                    y3 = tmpp[jt, 3]
+                    y4 = tmpp[jt, 4]
+                    y5 = tmpp[jt, 5]
+                    y6 = tmpp[jt, 6]
+                    y7 = tmpp[jt, 7]
+                    y8 = tmpp[jt, 8]
+                    y9 = tmpp[jt, 9]
+                    y10 = tmpp[jt, 10]
+                    y11 = tmpp[jt, 11]
+                    y12 = tmpp[jt, 12]
+                    y13 = tmpp[jt, 13]
+                    y14 = tmpp[jt, 14]
+                    y15 = tmpp[jt, 15]
+                    for i in range(k_all):
+                        al = gamma[t, i] * inv
+                        ap = alp[i]
+                        acc[i, jt, 0] += al * x0 + ap * y0
+                        acc[i, jt, 1] += al * x1 + ap * y1
+                        acc[i, jt, 2] += al * x2 + ap * y2
+                        acc[i, jt, 3] += al * x3 + ap * y3
+                        acc[i, jt, 4] += al * x4 + ap * y4
+                        acc[i, jt, 5] += al * x5 + ap * y5
+                        acc[i, jt, 6] += al * x6 + ap * y6
+                        acc[i, jt, 7] += al * x7 + ap * y7
+                        acc[i, jt, 8] += al * x8 + ap * y8
+                        acc[i, jt, 9] += al * x9 + ap * y9
+                        acc[i, jt, 10] += al * x10 + ap * y10
+                        acc[i, jt, 11] += al * x11 + ap * y11
+                        acc[i, jt, 12] += al * x12 + ap * y12
+                        acc[i, jt, 13] += al * x13 + ap * y13
+                        acc[i, jt, 14] += al * x14 + ap * y14
+                        acc[i, jt, 15] += al * x15 + ap * y15
+                have = False
+            else:
+                for jt in range(nt):
+                    for c in range(16):
+                        tmpp[jt, c] = tmp16[jt, c]
                 for i in range(k_all):
-                    al = gamma[t, i] * inv
-                    acc[i, jt, 0] += al * x0
-                    acc[i, jt, 1] += al * x1
-                    acc[i, jt, 2] += al * x2
-                    acc[i, jt, 3] += al * x3
-                    acc[i, jt, 4] += al * x4
-                    acc[i, jt, 5] += al * x5
-                    acc[i, jt, 6] += al * x6
-                    acc[i, jt, 7] += al * x7
-                    acc[i, jt, 8] += al * x8
-                    acc[i, jt, 9] += al * x9
-                    acc[i, jt, 10] += al * x10
-                    acc[i, jt, 11] += al * x11
-                    acc[i, jt, 12] += al * x12
-                    acc[i, jt, 13] += al * x13
-                    acc[i, jt, 14] += al * x14
-                    acc[i, jt, 15] += al * x15
+                    alp[i] = gamma[t, i] * inv
+                have = True
             for i in range(k_all):
                 gamma[t, i] = gamma[t, i] * inv * beta_flat[i]
+        if have:
+            for jt in range(nt):
+                for i in range(k_all):
+                    for c in range(16):
+                        acc[i, jt, c] += alp[i] * tmpp[jt, c]
         for i in range(k_all):
             for j in range(k_all):
                 trans[s, i, j] = acc[i, j // 16, j % 16]
@@ -274,12 +337,13 @@ def tiles(transmat):
     A = np.asarray(transmat, dtype=np.float64)
     k_all = A.shape[0]
     n_tiles, n_pairs = -(-k_all // TILE), -(-k_all // 2)
-    pad = np.zeros((2 * n_pairs, TILE * n_tiles))
-    pad[:k_all, :k_all] = A
-    AP = pad.reshape(n_pairs, 2, n_tiles, TILE).transpose(2, 0, 1, 3)
-    pad[:k_all, :k_all] = A.T
-    ATP = pad.reshape(n_pairs, 2, n_tiles, TILE).transpose(2, 0, 1, 3)
-    return np.ascontiguousarray(AP), np.ascontiguousarray(ATP)
+    out = []
+    for M in (A, A.T):
+        pad = np.zeros((2 * n_pairs, TILE * n_tiles))
+        pad[:k_all, :k_all] = M
+        out.append(np.ascontiguousarray(pad.reshape(n_pairs, 2, n_tiles, TILE)
+                                        .transpose(2, 0, 1, 3)))
+    return out[0], out[1]
 
 
 _compiled = set()

@@ -78,9 +78,9 @@ def _forward_backward_tiles(B, starts, startprob, AP, ATP, gamma, loglik, trans)
     tmp16_flat = tmp16.reshape(16 * nt)
     beta = np.zeros((nt, 16))
     beta_flat = beta.reshape(16 * nt)
-    acc = np.zeros((k_all, nt, 16))
-    tmpp = np.zeros((nt, 16))
-    alp = np.zeros(k_all)  # sum_t alpha_hat_t tmp_{t+1}^T
+    acc = np.zeros((k_all, nt, 16))  # sum_t alpha_hat_t tmp_{t+1}^T
+    tmpp = np.zeros((nt, 16))  # tmp and alpha_hat of the step before, awaiting the rank-2 update
+    alp = np.zeros(k_all)
     for s in range(n_seq):
         a, b = starts[s], starts[s + 1]
         scale = np.empty(b - a)

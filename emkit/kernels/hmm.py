@@ -9,7 +9,9 @@ form: ``c_t`` normalises the forward variable at every step, so
 ``log p(x_{1:T}) = sum_t log c_t + sum_t m_t``.
 
 Every Numba kernel here states its NumPy equivalent and has a ``*_ref`` twin, written in log
-space, that the tests compare it with in float32 and float64.
+space, that the tests compare it with in float32 and float64. From ``TILED_MIN_STATES`` states
+on, :func:`forward_backward` runs the same recursion in the SIMD-tiled kernel of
+:mod:`emkit.kernels._hmm_fb`.
 """
 
 from __future__ import annotations

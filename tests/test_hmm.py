@@ -64,6 +64,65 @@ def test_forward_backward_equals_plain_enumeration(seed):
             assert vlp[s] == pytest.approx(blp, rel=1e-12)
 
 
+def test_tiled_forward_backward_equals_plain_enumeration():
+    """The tiled kernel (``K >= kern.TILED_MIN_STATES``) against every path enumerated."""
+    rng = np.random.default_rng(5)
+    k, lengths = kern.TILED_MIN_STATES + 1, [3, 1, 4]
+    assert k < 16  # one tile of 16, mostly padding
+    starts = np.concatenate([[0], np.cumsum(lengths)])
+    L = rng.normal(size=(sum(lengths), k)) * 4 - 30
+    pi, A = _chain(k, 6)
+    A[2, 3:] = 0.0  # forbidden transitions
+    A[2] /= A[2].sum()
+    B, mx = _scaled(L)
+    gamma, ll, trans = kern.forward_backward(B, starts, pi, A)
+    for s in range(len(lengths)):
+        a, b = starts[s], starts[s + 1]
+        with np.errstate(divide="ignore"):  # log A_ij = -inf on the forbidden ones
+            ll0, g0, t0, _, _ = _brute_force(L[a:b], pi, A)
+        assert ll[s] + mx[a:b].sum() == pytest.approx(ll0, rel=1e-12)
+        np.testing.assert_allclose(gamma[a:b], g0, atol=1e-12)
+        np.testing.assert_allclose(trans[s], t0, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k", [2, 5, 6, 9, 10, 16, 17, 33])
+def test_forward_backward_every_width_equals_twin(k, dtype):
+    """Both kernels (the generic one below ``TILED_MIN_STATES`` states; the tiled one from it
+    on: one tile of 16 padded, exactly one, two and three padded) against the log-space twin,
+    on ragged lengths with length-1 sequences, into a caller's ``out``."""
+    rng = np.random.default_rng(k)
+    lengths = [1, 30, 2, 1, 57]
+    starts = np.concatenate([[0], np.cumsum(lengths)])
+    L = rng.normal(size=(sum(lengths), k)) * 3
+    pi, A = _chain(k, k + 1)
+    A[-1, : k // 2] = 0.0
+    A[-1] /= A[-1].sum()
+    B = _scaled(L)[0].astype(dtype)
+    out = np.empty_like(B)
+    got = kern.forward_backward(B, starts, pi, A, out=out)
+    ref = kern.forward_backward_ref(B, starts, pi, A)
+    assert got[0] is out and out.dtype == dtype
+    tol = 2e-5 if dtype == np.float32 else 1e-12
+    for g, r in zip(got, ref, strict=True):
+        np.testing.assert_allclose(g, r, rtol=tol, atol=tol)
+
+
+def test_sum_log_equals_numpy():
+    """One log per run of scale factors: the plain sum of logs, underflow-prone factors and a
+    zero (-inf) included."""
+    from emkit.kernels._hmm_fb import sum_log
+
+    rng = np.random.default_rng(7)
+    x = rng.random(3000)
+    x[[5, 6, 7]] = [1e-150, 1e-300, 1e-120]
+    assert sum_log(x) == pytest.approx(np.log(x).sum(), rel=1e-13)
+    assert sum_log(np.ones(0)) == 0.0
+    x[100] = 0.0
+    with np.errstate(divide="ignore"):
+        assert sum_log(x) == -np.inf
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_kernels_equal_numpy_twins(dtype):
     rng = np.random.default_rng(3)

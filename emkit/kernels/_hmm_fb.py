@@ -357,10 +357,13 @@ def compile_with_slp(dispatcher, args):
     manager; the switch is set only inside Numba's global compiler lock, so no other
     function compiles with it. Without it the kernel is correct but about twice as slow.
     """
-    sig = tuple(numba.typeof(a) for a in args)
-    key = (id(dispatcher), sig)
+    # a cheap key first (numba.typeof of 8 arrays costs about 90 us per call)
+    key = (id(dispatcher),) + tuple(
+        (a.dtype.char, a.ndim, a.flags.c_contiguous, a.flags.f_contiguous, a.flags.aligned,
+         a.flags.writeable) if isinstance(a, np.ndarray) else type(a) for a in args)
     if key in _compiled:
         return
+    sig = tuple(numba.typeof(a) for a in args)
     with global_compiler_lock:
         old = _numba_config.SLP_VECTORIZE
         _numba_config.SLP_VECTORIZE = 1

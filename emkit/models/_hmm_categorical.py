@@ -26,6 +26,8 @@ def dirichlet_m_step(counts, prior, old, axis=-1):
 
 def dirichlet_log_prior(prior, probs):
     """``sum (prior - 1) log p`` (the Dirichlet log density up to its constant)."""
+    if np.ndim(prior) == 0 and float(prior) == 1.0:  # hmmlearn's default: a flat prior
+        return 0.0
     a = np.broadcast_to(np.asarray(prior, dtype=np.float64) - 1.0, probs.shape)
     nz = a != 0
     return float(np.sum(a[nz] * floored_log(probs)[nz]))

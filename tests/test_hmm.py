@@ -86,11 +86,12 @@ def test_tiled_forward_backward_equals_plain_enumeration():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("k", [2, 5, 6, 9, 10, 16, 17, 33])
+@pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 6, 9, 10, 16, 17, 33])
 def test_forward_backward_every_width_equals_twin(k, dtype):
-    """Both kernels (the generic one below ``TILED_MIN_STATES`` states; the tiled one from it
-    on: one tile of 16 padded, exactly one, two and three padded) against the log-space twin,
-    on ragged lengths with length-1 sequences, into a caller's ``out``."""
+    """Every kernel (below ``TILED_MIN_STATES`` states the generic one specialised to each
+    number of states; the tiled one from it on: one tile of 16 padded, exactly one, two and
+    three padded) against the log-space twin, on ragged lengths with length-1 sequences,
+    into a caller's ``out``."""
     rng = np.random.default_rng(k)
     lengths = [1, 30, 2, 1, 57]
     starts = np.concatenate([[0], np.cumsum(lengths)])

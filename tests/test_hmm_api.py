@@ -250,3 +250,25 @@ def test_feature_names_kept_and_checked_as_scikit_learn_does(kind):
     assert not hasattr(est, "feature_names_in_")
     with pytest.warns(UserWarning, match="fitted without feature names"):
         est.predict(df, lengths)
+
+
+def test_long_fit_keeps_no_chain_of_iterates_and_pickles():
+    """The bound's cached terms hold their statistics weakly: after 400 iterations one set of
+    parameters is alive, and the model pickles (a chain of every iterate did not: pickle's
+    recursion limit) and predicts the same after loading."""
+    import gc
+    import pickle
+
+    from emkit.models.hmm import HMMParams
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 2))
+    lengths = [300, 300]
+    model = emkit.GaussianHMM(3, n_iter=400, tol=0.0, random_state=0,
+                              check_monotonic="ignore").fit(X, lengths)
+    assert model.monitor_.iter == 400
+    gc.collect()
+    assert sum(isinstance(o, HMMParams) for o in gc.get_objects()) <= 2
+    loaded = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(loaded.predict_proba(X, lengths),
+                                  model.predict_proba(X, lengths))

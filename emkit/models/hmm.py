@@ -19,6 +19,7 @@ parameters not being updated (``params`` without ``"s"``, ``"t"``, ...).
 from __future__ import annotations
 
 import operator
+import weakref
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 
@@ -105,14 +106,26 @@ class HMMParams:
 
     def cached(self, key, owner, compute):
         """``compute()`` once per parameter set and ``owner`` (the model asking, or a tuple of
-        the objects the value depends on besides the parameters, compared by identity)."""
+        the objects the value depends on besides the parameters, compared by identity).
+
+        The owners are held by weak reference: a value cached for the statistics of an
+        earlier E-step must not keep them alive (they refer to their own parameters, whose
+        cache would hold the statistics before, and so on back to the first iteration: a
+        chain as long as the fit, which pickle could not walk after some hundred iterations).
+        """
         owners = owner if isinstance(owner, tuple) else (owner,)
         hit = self._cache.get(key)
         if hit is None or len(hit[0]) != len(owners) or any(
-            a is not b for a, b in zip(hit[0], owners, strict=True)
+            r() is not b for r, b in zip(hit[0], owners, strict=True)
         ):
-            hit = self._cache[key] = (owners, compute())
+            hit = self._cache[key] = (tuple(weakref.ref(o) for o in owners), compute())
         return hit[1]
+
+    def __getstate__(self):
+        # the cache (weak references, derived values) is not part of the parameters
+        state = self.__dict__.copy()
+        state["_cache"] = {}
+        return state
 
 
 @dataclass(frozen=True, eq=False)

@@ -422,3 +422,36 @@ def test_left_right_chain_far_below_the_best_state_is_neither_nan_nor_forbidden(
     (lp, path), (rlp, rpath) = ours.decode(X), ref.decode(X)
     np.testing.assert_array_equal(path, rpath)
     assert lp == pytest.approx(rlp, rel=1e-10)
+
+
+@pytest.mark.parametrize("ct, d, shared", [("diag", 3, True), ("full", 3, True),
+                                           ("full", 40, False)])
+def test_e_step_shares_emission_features_within_budget(ct, d, shared, monkeypatch):
+    """A block's Gaussian features are built once for both passes where they fit in
+    SHARED_FEATURES_BYTES, else per cache-sized block (full covariances of many features:
+    F = D (D + 1) / 2 + D + 1 per row); the statistics are the same either way."""
+    from emkit.models import gaussian as mg
+    from emkit.models import hmm as mh
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(900, d))
+    lengths = [300, 300, 300]
+    monkeypatch.setattr(mh, "SHARED_FEATURES_BYTES", 100 * 900 * 8)  # F <= 100 shares
+    calls = []
+    orig = mg.GaussianModel.block_features
+
+    def spy(self, X, prep):
+        calls.append(X.shape)
+        return orig(self, X, prep)
+
+    monkeypatch.setattr(mg.GaussianModel, "block_features", spy)
+    est = emkit.GaussianHMM(2, covariance_type=ct, n_iter=2, random_state=0, covars_prior=1.0)
+    est.fit(X, lengths)
+    assert bool(calls) == shared
+    # the same fit with the features never shared
+    monkeypatch.setattr(mh, "SHARED_FEATURES_BYTES", 0)
+    ref = emkit.GaussianHMM(2, covariance_type=ct, n_iter=2, random_state=0,
+                            covars_prior=1.0).fit(X, lengths)
+    np.testing.assert_allclose(est.means_, ref.means_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(est.covars_, ref.covars_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(est.transmat_, ref.transmat_, rtol=1e-10, atol=1e-12)

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..kernels import hmm as kern
 from ..kernels._parallel import map_row_blocks, scratch
+from ..kernels.gaussian import n_features_quad
 from ._common import floored_log
 from ._hmm_categorical import CategoricalEmission, dirichlet_log_prior, dirichlet_m_step
 from ._hmm_missing import missing_log_prob, missing_stats
@@ -178,6 +179,12 @@ def _diag_precisions(ep: GaussianParams) -> np.ndarray:
     return p if ep.covariance_type == "diag" else np.repeat(p[:, None], ep.n_features, axis=1)
 
 
+#: the largest block of emission features shared by an E-step's two passes (one per thread,
+#: kept in its scratch memory): blocks of 16,384 float64 rows up to 31 features for diag and
+#: spherical covariances, up to 9 for full and tied
+SHARED_FEATURES_BYTES = 8 << 20
+
+
 @dataclass(frozen=True)
 class GaussianEmission:
     """Gaussian emissions: GaussianMixture's kernel and statistics, hmmlearn's M-step.
@@ -243,8 +250,16 @@ class GaussianEmission:
     def features(self, ep: GaussianParams, X):
         """The Gaussian kernel's features of a block's rows, computed once for both of its
         passes (:meth:`log_prob` and :meth:`stats`); None where they do not apply (the
-        exact path, missing entries). In this thread's scratch memory: valid for the block."""
-        return None if self.missing else self.gaussian.block_features(X, self._prep(ep))
+        exact path, missing entries) or would exceed :data:`SHARED_FEATURES_BYTES` (full
+        covariances of many features: ``F = D (D + 1) / 2 + D + 1`` per row; there the
+        passes build them per cache-sized block, as GaussianMixture's). In this thread's
+        scratch memory: valid for the block."""
+        if self.missing:
+            return None
+        f = n_features_quad(X.shape[1], self.covariance_type)
+        if f * X.shape[0] * X.dtype.itemsize > SHARED_FEATURES_BYTES:
+            return None
+        return self.gaussian.block_features(X, self._prep(ep))
 
     def log_prob(self, ep: GaussianParams, X, features=None):
         """``log N(x_t | mu_k, Sigma_k)`` (N x K) over the observed entries of every row

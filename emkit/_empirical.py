@@ -170,6 +170,8 @@ def distinct_rows(X, w, h):
     """``(Xu, wu, hu, repeated)``: the distinct rows of ``X`` (hashes ``h``) in canonical
     order, the total weight of each (``w`` None: counts), their hashes, and whether any row
     had a copy."""
+    if X.shape[0] == 0:  # a block with no row of positive weight (or none selected)
+        return X[:0].copy(), np.zeros(0), h[:0], False
     order = np.argsort(h)  # equal hashes are equal rows (else resolved by value below)
     hs = h[order]
     same = hs[1:] == hs[:-1]

@@ -437,3 +437,25 @@ def test_dask_subsample_never_holds_more_than_max_rows(monkeypatch):
     np.testing.assert_array_equal(Xd, ref[0])
     np.testing.assert_array_equal(wd, ref[1])
     assert np.all(wd == 40.0)
+
+
+def test_dask_block_without_positive_weight_or_selected_rows():
+    """A dask block whose weights are all zero (no row in the distribution) contributes an
+    empty selection, in memory and on dask: the fit equals the in-memory one."""
+    da = pytest.importorskip("dask.array")
+    import dask
+
+    from emkit import GaussianMixture
+    from emkit._empirical import select_block
+
+    empty = select_block(np.zeros((0, 2)), None, 1, None, 10)
+    assert empty.X.shape == (0, 2) and empty.w.shape == (0,)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(1000, 2))
+    w = np.ones(1000)
+    w[:100] = 0.0
+    ref = GaussianMixture(2, random_state=0).fit(X, sample_weight=w)
+    with dask.config.set(scheduler="synchronous"):
+        got = GaussianMixture(2, random_state=0).fit(
+            da.from_array(X, chunks=100), sample_weight=da.from_array(w, chunks=100))
+    np.testing.assert_allclose(got.means_, ref.means_, rtol=1e-10)

@@ -5,6 +5,7 @@ import threading
 import warnings
 
 import numpy as np
+import pytest
 from threadpoolctl import threadpool_info
 
 from emkit import GaussianMixture
@@ -67,3 +68,29 @@ def test_combine_folds_fixed_tasks_independent_of_thread_count():
     b = map_row_blocks(f, 1000, 7, 2, combine=lambda x, y: x + y, blocks_per_task=5)
     assert a == b and len(a) == -(-143 // 5) and sum(a) == sum(range(1000))
     assert map_row_blocks(f, 10, 3, 2) == [3.0, 12.0, 21.0, 9.0]
+
+
+def test_small_kmeans_limits_openmp_reentrantly():
+    """One OpenMP thread inside small_kmeans for a small k-means, nested or overlapping
+    contexts restore the original count only when the last one leaves; a large k-means keeps
+    its threads."""
+    import sklearn.cluster  # noqa: F401 (loads scikit-learn's OpenMP runtime)
+
+    from emkit.kernels._parallel import SMALL_KMEANS, small_kmeans
+
+    def omp():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "openmp"]
+
+    before = omp()
+    if not before:
+        pytest.skip("no OpenMP runtime loaded")
+    a, b = small_kmeans(100, 2, 3), small_kmeans(100, 2, 3)
+    a.__enter__()
+    assert set(omp()) == {1}
+    b.__enter__()
+    a.__exit__(None, None, None)
+    assert set(omp()) == {1}  # b still holds the limit
+    b.__exit__(None, None, None)
+    assert omp() == before
+    with small_kmeans(SMALL_KMEANS, 2, 3):
+        assert omp() == before

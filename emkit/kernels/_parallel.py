@@ -31,12 +31,14 @@ _limit_depth = 0
 
 def _reset_after_fork() -> None:
     """A forked child inherits the pools' objects but not their threads: start afresh."""
-    global _lock, _executors, _controller, _limiter, _limit_depth
+    global _lock, _executors, _controller, _limiter, _limit_depth, _omp_limiter, _omp_depth
     _lock = threading.Lock()
     _executors = {}
     _controller = None
     _limiter = None
     _limit_depth = 0
+    _omp_limiter = None
+    _omp_depth = 0
 
 
 if hasattr(os, "register_at_fork"):
@@ -127,6 +129,10 @@ def _get_controller():
 SMALL_KMEANS = 1 << 21
 
 
+_omp_limiter = None
+_omp_depth = 0
+
+
 @contextmanager
 def small_kmeans(n_rows: int, n_features: int, n_clusters: int):
     """One OpenMP thread for a scikit-learn k-means (an initialisation's) this small.
@@ -136,20 +142,28 @@ def small_kmeans(n_rows: int, n_features: int, n_clusters: int):
     shared 2-core machine (load 3.6, ``KMeans(n_init=10)``) 1,000 x 1, K = 3: 0.043 s with
     two threads, 0.019 s with one; 5,000 x 1, K = 5: 1.0 s against 0.032 s; 20,000 x 4,
     K = 8: 6.7 s against 0.5 s. The results are the same. Larger k-means keep their threads.
+    Re-entrant and safe across threads as :func:`blas_single_thread` (the first small
+    k-means in sets the limit, the last one out restores it).
     """
-    limiter = None
-    if n_rows * max(n_features, 1) * n_clusters <= SMALL_KMEANS:
-        try:
-            with _lock:
-                controller = _get_controller()
-            limiter = controller.limit(limits=1, user_api="openmp")
-        except Exception:  # pragma: no cover - never fail a fit over a thread limit
-            limiter = None
+    global _omp_limiter, _omp_depth
+    if n_rows * max(n_features, 1) * n_clusters > SMALL_KMEANS:
+        yield
+        return
+    with _lock:
+        _omp_depth += 1
+        if _omp_depth == 1:
+            try:
+                _omp_limiter = _get_controller().limit(limits=1, user_api="openmp")
+            except Exception:  # pragma: no cover - never fail a fit over a thread limit
+                _omp_limiter = None
     try:
         yield
     finally:
-        if limiter is not None:
-            limiter.restore_original_limits()
+        with _lock:
+            _omp_depth -= 1
+            if _omp_depth == 0 and _omp_limiter is not None:
+                _omp_limiter.restore_original_limits()
+                _omp_limiter = None
 
 
 @contextmanager

@@ -190,8 +190,9 @@ def test_warm_start_continues_as_init_params_empty_does():
 
 def test_full_covariance_m_step_singular_names_the_remedy():
     X = np.random.default_rng(13).normal(size=(6, 10))
-    with pytest.raises(ValueError, match="covars_prior as positive-definite matrices"):
+    with pytest.raises(ValueError, match="covars_prior as positive-definite matrices") as e:
         emkit.GaussianHMM(1, covariance_type="full", n_iter=2).fit(X)
+    assert "State 0's 'full' covariance" in str(e.value) and "reg_covar" not in str(e.value)
 
 
 def test_verbose_and_callback_with_several_initialisations(capsys):

@@ -1,4 +1,5 @@
-"""Forward-backward kernel tiled for SIMD, for blocks of sequences with 8 or more states.
+"""Forward-backward kernel tiled for SIMD, for blocks of sequences with 6 or more states
+(``emkit.kernels.hmm.TILED_MIN_STATES``).
 
 The recursion of :mod:`emkit.kernels.hmm` spends its time in two matrix-vector products per
 step (``alpha_hat_{t-1} A`` forward, ``A tmp_{t+1}`` backward) and one rank-1 update (the
@@ -364,6 +365,9 @@ def compile_with_slp(dispatcher, args):
     if key in _compiled:
         return
     sig = tuple(numba.typeof(a) for a in args)
+    # the helpers it calls compiled first, outside the SLP window: the generic kernels call
+    # them too, and must get the same build whichever kernel a fresh cache sees first
+    sum_log.compile("float64(float64[::1])")
     with global_compiler_lock:
         old = _numba_config.SLP_VECTORIZE
         _numba_config.SLP_VECTORIZE = 1

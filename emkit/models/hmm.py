@@ -179,6 +179,17 @@ def _diag_precisions(ep: GaussianParams) -> np.ndarray:
     return p if ep.covariance_type == "diag" else np.repeat(p[:, None], ep.n_features, axis=1)
 
 
+def _first_not_pd(cov, ct):
+    """Index of the first state whose covariance is not positive definite."""
+    for k in range(cov.shape[0]):
+        if ct in ("diag", "spherical"):
+            if not np.all(cov[k] > 0):
+                return k
+        elif np.any(~np.isfinite(cov[k])) or np.linalg.eigvalsh(cov[k])[0] <= 0:
+            return k
+    return 0
+
+
 #: the largest block of emission features shared by an E-step's two passes (one per thread,
 #: kept in its scratch memory): blocks of 16,384 float64 rows up to 31 features for diag and
 #: spherical covariances, up to 9 for full and tied
@@ -345,14 +356,16 @@ class GaussianEmission:
             cov = np.where(visited, cov, old.get_covariances())
         try:
             return GaussianParams.from_covariances(old.weights, means, cov, ct)
-        except ValueError as exc:  # GaussianMixture's wording names reg_covar, not ours
+        except ValueError:  # GaussianMixture's wording names its reg_covar, not ours
+            where = "The tied covariance" if ct == "tied" else (
+                f"State {_first_not_pd(cov, ct)}'s '{ct}' covariance")
             raise ValueError(
-                f"The M-step's '{ct}' covariance is not positive definite (a state's "
-                "posterior mass sits on fewer distinct observations than there are "
-                "features). Pass covars_prior as positive-definite matrices (for example a "
-                "multiple of the identity, shape (n_components, n_features, n_features) or "
-                "(n_features, n_features) for 'tied'), use fewer states, or a diagonal "
-                f"covariance_type. ({exc})"
+                f"{where} from the M-step is not positive definite (a state's posterior mass "
+                "sits on fewer distinct observations than there are features). Pass "
+                "covars_prior as positive-definite matrices (for example a multiple of the "
+                "identity, shape (n_components, n_features, n_features) or (n_features, "
+                "n_features) for 'tied'), use fewer states, or a diagonal "
+                "covariance_type."
             ) from None
 
     def log_prior(self, ep: GaussianParams) -> float:

@@ -267,27 +267,3 @@ def test_float32_real_data_no_less_accurate_than_sklearn():
     )
     err_sk = np.abs(sk_rows - ref).max()
     assert err_em <= 2 * err_sk
-
-
-@pytest.mark.parametrize("ct", ["full", "tied", "diag", "spherical"])
-def test_ecll_and_scale_equal_the_two_functions(ct):
-    """The one-evaluation form the hidden Markov models use equals the bound's expected
-    complete log-likelihood and its round-off scale as computed separately."""
-    from emkit.models.gaussian import GaussianModel
-    from emkit.models.gaussian_params import GaussianParams
-
-    rng = np.random.default_rng(3)
-    X = rng.normal(size=(300, 4)) * 3 + 1
-    w, m, prec = random_params(3, 4, ct, seed=2)
-    model = GaussianModel(ct, center=X.mean(axis=0))
-    params = GaussianParams.from_covariances(w, m, _covariances(prec, ct), ct)
-    stats, _ = model.e_step(params, X)
-    other = GaussianParams.from_covariances(w, m + 0.5, _covariances(prec, ct) * 1.5, ct)
-    for p in (params, other):
-        ecll, size = model.ecll_and_scale(p, stats)
-        np.testing.assert_allclose(ecll, model.expected_complete_loglik(p, stats), rtol=1e-12)
-        np.testing.assert_allclose(size, model.roundoff_scale(p, stats), rtol=1e-12)
-
-
-def _covariances(prec, ct):
-    return np.linalg.inv(prec) if ct in ("full", "tied") else 1.0 / prec

@@ -526,27 +526,9 @@ class GaussianModel:
         return float(total + abs(stats.entropy) + (abs(ev) if np.isfinite(ev) else 0.0))
 
     def ecll_and_scale(self, params: GaussianParams, stats: GaussianStats):
-        """``(expected_complete_loglik, roundoff_scale)``. Diagonal covariances: from one
-        evaluation of the terms (there every product but ``delta * sx`` and the constant is
-        non-negative already); full and tied: the two functions."""
-        if self.covariance_type in ("full", "tied"):
-            return (self.expected_complete_loglik(params, stats),
-                    self.roundoff_scale(params, stats))
-        d = params.n_features
-        pc = params.precisions_cholesky
-        p = pc**2 if self.covariance_type == "diag" else np.repeat((pc**2)[:, None], d, axis=1)
-        delta, nk = params.means - stats.shift, stats.nk
-        # array methods, not np.sum: these arrays are tiny, the wrapper's overhead is not
-        q_xx = (p * stats.sxx).sum()
-        px = p * delta * stats.sx
-        q_x, q_x_abs = px.sum(), np.abs(px).sum()
-        q_1 = np.dot(nk, (p * delta**2).sum(axis=1))
-        const = params.log_constants() - 0.5 * d * LOG_2PI
-        ecll = float(np.dot(nk, const) - 0.5 * (q_xx - 2.0 * q_x + q_1))
-        size = np.dot(nk, np.abs(const)) + 0.5 * ((p * np.abs(stats.sxx)).sum() + 2.0 * q_x_abs
-                                                   + q_1)
-        ev = stats.log_evidence
-        return ecll, float(size + abs(stats.entropy) + (abs(ev) if np.isfinite(ev) else 0.0))
+        """``(expected_complete_loglik, roundoff_scale)`` (the pair a hidden Markov model's
+        bound caches per parameters and statistics)."""
+        return self.expected_complete_loglik(params, stats), self.roundoff_scale(params, stats)
 
     def elbo(self, params: GaussianParams, stats: GaussianStats) -> float:
         """ELBO(Q, theta) = E_Q[log p(X, Z | theta)] + H(Q), from statistics only."""

@@ -455,3 +455,22 @@ def test_e_step_shares_emission_features_within_budget(ct, d, shared, monkeypatc
     np.testing.assert_allclose(est.means_, ref.means_, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(est.covars_, ref.covars_, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(est.transmat_, ref.transmat_, rtol=1e-10, atol=1e-12)
+
+
+def test_slp_switch_is_scoped_to_the_tiled_kernel():
+    """compile_with_slp turns Numba's SLP vectoriser on only while the tiled kernel compiles
+    (or loads from the cache): the process-wide setting is the same afterwards, and the
+    helper it shares with the generic kernels has its own build from before."""
+    from numba.core import config
+
+    from emkit.kernels import _hmm_fb
+
+    before = config.SLP_VECTORIZE
+    k = 7
+    B = np.random.default_rng(0).random((20, k))
+    B /= B.max(axis=1, keepdims=True)
+    pi, A = _chain(k, 3)
+    kern.forward_backward(B, np.array([0, 20]), pi, A)
+    assert config.SLP_VECTORIZE == before
+    assert _hmm_fb.sum_log.signatures  # compiled outside the window, before the kernel
+    assert _hmm_fb.forward_backward_tiles.signatures

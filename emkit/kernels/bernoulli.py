@@ -9,14 +9,20 @@ For binary ``x`` the log of ``w_k prod_d mu_kd^x_d (1 - mu_kd)^(1 - x_d)`` is li
 So the log-probabilities of a block are **one** product with ``X`` (the textbook form needs two,
 ``X @ log(mu).T + (1 - X) @ log(1 - mu).T``, and an N x D temporary ``1 - X``), and the
 statistics ``N_k = sum_n w_n r_nk`` and ``S_k = sum_n w_n r_nk x_n`` are a second product
-``R^T X``. Exp and log-sum-exp run vectorised in NumPy
-(:func:`emkit.kernels.gaussian.normalize_log_prob`).
+``R^T X``.
 
-* Dense blocks: both products are BLAS GEMMs (:func:`dense_block_stats`).
-* CSR blocks: two Numba kernels walk the non-zeros of a row range, never densifying ``X``:
-  :func:`csr_log_prob` (``X @ W + c``) and :func:`csr_weighted_sum` (``X^T R``). Measured on
-  this machine (N=100k, D=784, 1% density, K=20) ``csr_log_prob`` runs 2x faster than
+* Dense blocks: both products are BLAS GEMMs, exp and log-sum-exp vectorised in NumPy
+  (:func:`dense_block_stats`, :func:`emkit.kernels.gaussian.normalize_log_prob`).
+* CSR blocks: Numba kernels walk the non-zeros of a row range, never densifying ``X``:
+  :func:`csr_log_prob` (``X @ W + c``), then the row maxima and exponentials of
+  :func:`~emkit.kernels._rows.row_max_exp` (the in-line vector exp of
+  :mod:`emkit.kernels._exp`), then :func:`csr_resp_stats` (normalisation and ``X^T R``
+  fused); :func:`csr_weighted_sum` (``X^T R``) serves the initialisation. Measured on this
+  machine (N=100k, D=784, 1% density, K=20) ``csr_log_prob`` runs 2x faster than
   ``scipy.sparse``'s ``X @ W + c`` because it fuses the bias and writes the output once.
+  The exponentials were NumPy's until 2026-12-02: its float64 ``exp`` is vectorised only for
+  AVX-512, and on the machine's AVX2 CPU, where most arguments of a converging fit underflow,
+  it took 15-30 ms of a 30-50 ms E-step (the in-line exp: 3-5 ms; below ``-708`` it gives 0).
 
 Exact zeros (``alpha = 0``): a mean of exactly 0 or 1 has ``log(mu)`` or ``log(1 - mu)``
 ``= -inf``. Such entries never enter ``W`` or ``c``: the block passes take their finite parts
@@ -55,7 +61,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from .._jit import jit
-from ._rows import row_max_exp
+from ._rows import row_max_exp, row_max_subtract
 from .gaussian import normalize_log_prob
 
 __all__ = [
@@ -133,11 +139,10 @@ def _csr_weighted_sum(data, indices, indptr, start, stop, R, out):
 
 
 def _csr_resp_stats(data, indices, indptr, start, stop, L, E, row_max, w, weighted, sxT, nk):
-    """Responsibilities and statistics of CSR rows ``start:stop`` from ``E = exp(L - max)``.
+    """Responsibilities and statistics of CSR rows ``start:stop`` from ``E = exp(L)``.
 
-    ``L`` holds the log-probabilities of the rows, ``row_max`` their row maxima and
-    ``E = exp(L - row_max[:, None])`` (:func:`~emkit.kernels._rows.row_max_exp`'s in-line
-    vector exp: NumPy's float64 ``exp`` is scalar on AVX2 and slow where it underflows).
+    ``L`` holds the row-max-shifted log-probabilities, ``row_max`` the maxima and
+    ``E = exp(L)`` (see :func:`csr_block_stats` for how it is computed).
     ``E`` is overwritten with the weighted responsibilities; ``sxT`` (D x K, float64) and
     ``nk`` (K,) are accumulated into, in float64 whatever the data's dtype (see the module
     notes on precision). Returns ``(sum_n w_n log p(x_n), -sum_n w_n sum_k r_nk log r_nk)``.
@@ -147,7 +152,7 @@ def _csr_resp_stats(data, indices, indptr, start, stop, L, E, row_max, w, weight
         s = E.sum(axis=1)
         R = E / s[:, None]
         log_px = row_max + np.log(s)
-        entropy_n = np.log(s) - (E * (L - row_max[:, None])).sum(axis=1) / s
+        entropy_n = np.log(s) - (E * L).sum(axis=1) / s
         E[:] = R * w[:, None]
         nk += E.sum(axis=0)
         sxT += X[start:stop].T @ E
@@ -160,13 +165,12 @@ def _csr_resp_stats(data, indices, indptr, start, stop, L, E, row_max, w, weight
         r = i - start
         s = 0.0
         el = 0.0
-        m = row_max[r]
         for k in range(n_comp):
             s += E[r, k]
-            el += E[r, k] * (L[r, k] - m)
+            el += E[r, k] * L[r, k]
         wi = w[r] if weighted else 1.0
         log_s = np.log(s)
-        ll += wi * (m + log_s)
+        ll += wi * (row_max[r] + log_s)
         ent += wi * (log_s - el / s)
         f = wi / s
         for k in range(n_comp):
@@ -239,8 +243,8 @@ def csr_weighted_sum_ref(X, R, start=0, stop=None):
 
 
 def csr_resp_stats(X, start, stop, L, E, row_max, sample_weight=None, sxT=None, nk=None):
-    """Weighted responsibilities and statistics of CSR rows from ``E = exp(L - row_max)``
-    (Numba; ``L`` the rows' log-probabilities, ``row_max`` their maxima).
+    """Weighted responsibilities and statistics of CSR rows from ``E = exp(L)`` (Numba;
+    ``L`` the row-max-shifted log-probabilities, ``row_max`` the maxima).
 
     Overwrites ``E`` with the weighted responsibilities; accumulates into ``sxT`` (D x K) and
     ``nk`` (K), both float64, allocated when not given. Returns
@@ -267,7 +271,7 @@ def csr_resp_stats_ref(X, start, stop, L, E, row_max, sample_weight=None):
     s = E.sum(axis=1)
     R = E / s[:, None] * w[:, None]
     log_px = row_max + np.log(s)
-    ent_n = np.log(s) - (E * (L - row_max[:, None])).sum(axis=1) / s
+    ent_n = np.log(s) - (E * L).sum(axis=1) / s
     sxT = np.asarray(X[start:stop].T @ R)
     return R.sum(axis=0), sxT, float(w @ log_px), float(w @ ent_n)
 
@@ -360,10 +364,11 @@ def csr_block_stats(X, start, stop, W, c, sample_weight=None, sx_out=None, count
     """Statistics of CSR rows ``start:stop``: two passes over the non-zeros, one exp pass.
 
     :func:`csr_log_prob` (``L = X @ W + c``; with ``counts``, the exact zeros among the
-    means, :func:`add_floor_counts` adds ``floor * M``), then
-    :func:`~emkit.kernels._rows.row_max_exp` on a copy (``E = exp(L - max_k L)``, the in-line
-    vector exp shared with the HMM kernels), then :func:`csr_resp_stats` (normalisation,
-    evidence, entropy and ``X^T R`` fused): never densifying ``X``. The CSR E-step is bound by
+    means, :func:`add_floor_counts` adds ``floor * M``), the row maxima subtracted, ``E =
+    exp(L)`` (float64: :func:`~emkit.kernels._rows.row_max_exp` on a copy, the in-line
+    vector exp shared with the HMM kernels; float32: NumPy's exp, vectorised on AVX2), then
+    :func:`csr_resp_stats` (normalisation, evidence, entropy and ``X^T R`` fused): never
+    densifying ``X``. The CSR E-step is bound by
     this N x K work, not by the products: the fused normalisation measured 2-3x faster than
     ``normalize_log_prob`` at K=20, and the in-line exp 4-10x faster than NumPy's on AVX2
     (NumPy's float64 ``exp`` is vectorised only for AVX-512, and is slower still on arguments
@@ -377,8 +382,12 @@ def csr_block_stats(X, start, stop, W, c, sample_weight=None, sx_out=None, count
     else:
         P = csr_log_prob(X, W, np.zeros(W.shape[1], dtype=c.dtype), start, stop)
         L = add_floor_counts(P, k, counts, c, _LOG_FLOOR)
-    E = L.copy()
-    row_max = row_max_exp(E)
+    row_max = row_max_subtract(L)  # in place: L is this call's own array
+    if L.dtype == np.float32:  # NumPy's float32 exp is vectorised on AVX2
+        E = np.exp(L)
+    else:  # its float64 exp is not (and slow where it underflows): the in-line one
+        E = L.copy()
+        row_max_exp(E)  # the rows' maxima are already 0: E = exp(L)
     return csr_resp_stats(X, start, stop, L, E, row_max, sample_weight, sxT=sx_out)
 
 

@@ -6,6 +6,7 @@ import scipy.sparse as sp
 from scipy.special import logsumexp
 
 from emkit.kernels import bernoulli as kern
+from emkit.kernels._rows import row_max_exp, row_max_subtract
 from emkit.models.bernoulli import BernoulliModel, BernoulliParams, log_means
 
 TOL = {np.float32: dict(rtol=2e-5, atol=2e-4), np.float64: dict(rtol=1e-12, atol=1e-10)}
@@ -114,19 +115,32 @@ def test_e_step_blocks_and_chunks_add_up(dtype):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_csr_fused_kernels_match_twins(dtype, weighted):
+@pytest.mark.parametrize("spread", [5.0, 400.0])
+def test_csr_fused_kernels_match_twins(dtype, weighted, spread):
     X, W, c, _ = _problem(dtype, n=120, d=9, k=5)
-    W *= 5  # spread the log-probabilities so that some responsibilities underflow
+    # spread the log-probabilities so that responsibilities underflow (400: exp arguments
+    # far below -708, where the in-line exp gives 0 and NumPy's a subnormal or 0)
+    W *= dtype(spread)
     Xs = sp.csr_matrix(X)
-    L, row_max = kern.csr_centered_log_prob(Xs, W, c, 7, 101)
-    L_ref, max_ref = kern.csr_centered_log_prob_ref(Xs, W, c, 7, 101)
-    np.testing.assert_allclose(L, L_ref, **TOL[dtype])
-    np.testing.assert_allclose(row_max, max_ref, **TOL[dtype])
-    assert np.all(L <= 0) and np.all(L.max(axis=1) == 0)
-    w = np.random.default_rng(4).random(94).astype(dtype) if weighted else None
-    E = np.exp(L)
-    ref = kern.csr_resp_stats_ref(Xs, 7, 101, L, E.copy(), row_max, w)
+    L = kern.csr_log_prob(Xs, W, c, 7, 101)
+    L_ref = L.astype(np.float64) - L.max(axis=1, keepdims=True)
+    if spread > 100:
+        assert L_ref.min() < -1000
+    row_max = row_max_subtract(L)  # what csr_block_stats does: L centred in place
+    np.testing.assert_array_equal(L, L_ref.astype(dtype))
+    with np.errstate(under="ignore"):
+        E_ref = np.exp(L_ref)
+    # the float64 blocks' in-line exp: 0 below exp(-708), so compare above the smallest normal
+    E = L.copy()
+    row_max_exp(E)
+    np.testing.assert_allclose(E, E_ref, rtol=TOL[dtype]["rtol"], atol=2 * np.finfo(dtype).tiny)
+    w = np.random.default_rng(4).random(94) if weighted else None
+    ref = kern.csr_resp_stats_ref(Xs, 7, 101, L_ref, E_ref, row_max, w)
     got = kern.csr_resp_stats(Xs, 7, 101, L, E, row_max, w)
+    for g, r in zip(got, ref, strict=True):
+        np.testing.assert_allclose(g, r, rtol=TOL[dtype]["rtol"] * 10, atol=TOL[dtype]["atol"])
+    # the block pass is these three steps
+    got = kern.csr_block_stats(Xs, 7, 101, W, c, w)
     for g, r in zip(got, ref, strict=True):
         np.testing.assert_allclose(g, r, rtol=TOL[dtype]["rtol"] * 10, atol=TOL[dtype]["atol"])
 

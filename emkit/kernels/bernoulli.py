@@ -9,14 +9,20 @@ For binary ``x`` the log of ``w_k prod_d mu_kd^x_d (1 - mu_kd)^(1 - x_d)`` is li
 So the log-probabilities of a block are **one** product with ``X`` (the textbook form needs two,
 ``X @ log(mu).T + (1 - X) @ log(1 - mu).T``, and an N x D temporary ``1 - X``), and the
 statistics ``N_k = sum_n w_n r_nk`` and ``S_k = sum_n w_n r_nk x_n`` are a second product
-``R^T X``. Exp and log-sum-exp run vectorised in NumPy
-(:func:`emkit.kernels.gaussian.normalize_log_prob`).
+``R^T X``.
 
-* Dense blocks: both products are BLAS GEMMs (:func:`dense_block_stats`).
-* CSR blocks: two Numba kernels walk the non-zeros of a row range, never densifying ``X``:
-  :func:`csr_log_prob` (``X @ W + c``) and :func:`csr_weighted_sum` (``X^T R``). Measured on
-  this machine (N=100k, D=784, 1% density, K=20) ``csr_log_prob`` runs 2x faster than
-  ``scipy.sparse``'s ``X @ W + c`` because it fuses the bias and writes the output once.
+* Dense blocks: both products are BLAS GEMMs, exp and log-sum-exp vectorised in NumPy
+  (:func:`dense_block_stats`, :func:`emkit.kernels.gaussian.normalize_log_prob`).
+* CSR blocks: Numba kernels walk the non-zeros of a row range, never densifying ``X``:
+  :func:`csr_log_prob` (``X @ W + c``), the row maxima subtracted, the exponentials (float64:
+  :func:`~emkit.kernels._rows.row_max_exp`, the in-line vector exp of
+  :mod:`emkit.kernels._exp`; float32: NumPy's), then :func:`csr_resp_stats` (normalisation
+  and ``X^T R`` fused); :func:`csr_weighted_sum` (``X^T R``) serves the initialisation.
+  Measured on this machine (N=100k, D=784, 1% density, K=20) ``csr_log_prob`` runs 2x faster
+  than ``scipy.sparse``'s ``X @ W + c`` because it fuses the bias and writes the output once.
+  The exponentials were NumPy's until 2026-12-02: its float64 ``exp`` is vectorised only for
+  AVX-512, and on the machine's AVX2 CPU, where most arguments of a converging fit underflow,
+  it took 15-30 ms of a 30-50 ms E-step (the in-line exp: 3-5 ms; below ``-708`` it gives 0).
 
 Exact zeros (``alpha = 0``): a mean of exactly 0 or 1 has ``log(mu)`` or ``log(1 - mu)``
 ``= -inf``. Such entries never enter ``W`` or ``c``: the block passes take their finite parts
@@ -55,7 +61,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from .._jit import jit
-from ._rows import row_max_subtract, row_max_subtract_kernel
+from ._rows import row_max_exp, row_max_subtract
 from .gaussian import normalize_log_prob
 
 __all__ = [
@@ -64,8 +70,6 @@ __all__ = [
     "csr_log_prob_ref",
     "csr_weighted_sum",
     "csr_weighted_sum_ref",
-    "csr_centered_log_prob",
-    "csr_centered_log_prob_ref",
     "csr_resp_stats",
     "csr_resp_stats_ref",
     "FloorCounts",
@@ -134,27 +138,14 @@ def _csr_weighted_sum(data, indices, indptr, start, stop, R, out):
                 out[j, k] += v * R[r, k]
 
 
-def _csr_centered_log_prob(data, indices, indptr, start, stop, W, c, out, row_max):
-    """Log-probabilities of CSR rows ``start:stop``, each row shifted by its maximum.
-
-    NumPy equivalent (``csr_centered_log_prob_ref``)::
-
-        L = X[start:stop] @ W + c
-        row_max[:] = L.max(axis=1)
-        out[:] = L - row_max[:, None]
-    """
-    _csr_log_prob_jit(data, indices, indptr, start, stop, W, c, out)
-    row_max_subtract_kernel(out[: stop - start], row_max)
-
-
 def _csr_resp_stats(data, indices, indptr, start, stop, L, E, row_max, w, weighted, sxT, nk):
     """Responsibilities and statistics of CSR rows ``start:stop`` from ``E = exp(L)``.
 
-    ``L`` holds the row-max-shifted log-probabilities, ``E = np.exp(L)`` (computed in NumPy,
-    whose vector exp is 3x faster than Numba's scalar one here). ``E`` is overwritten with
-    the weighted responsibilities; ``sxT`` (D x K, float64) and ``nk`` (K,) are accumulated
-    into, in float64 whatever the data's dtype (see the module notes on precision).
-    Returns ``(sum_n w_n log p(x_n), -sum_n w_n sum_k r_nk log r_nk)``.
+    ``L`` holds the row-max-shifted log-probabilities, ``row_max`` the maxima and
+    ``E = exp(L)`` (see :func:`csr_block_stats` for how it is computed).
+    ``E`` is overwritten with the weighted responsibilities; ``sxT`` (D x K, float64) and
+    ``nk`` (K,) are accumulated into, in float64 whatever the data's dtype (see the module
+    notes on precision). Returns ``(sum_n w_n log p(x_n), -sum_n w_n sum_k r_nk log r_nk)``.
 
     NumPy equivalent (``csr_resp_stats_ref``)::
 
@@ -208,7 +199,6 @@ def _is_binary(values):
 _csr_log_prob_jit = jit(_csr_log_prob)
 _csr_weighted_sum_jit = jit(_csr_weighted_sum)
 _is_binary_jit = jit(_is_binary)
-_csr_centered_log_prob_jit = jit(_csr_centered_log_prob)
 _csr_resp_stats_jit = jit(_csr_resp_stats)
 
 
@@ -252,28 +242,9 @@ def csr_weighted_sum_ref(X, R, start=0, stop=None):
     return np.asarray(X[start:stop].T @ R.astype(X.dtype))
 
 
-def csr_centered_log_prob(X, W, c, start=0, stop=None):
-    """``(L - L.max(1)[:, None], L.max(1))`` for ``L = X[start:stop] @ W + c`` (Numba, CSR)."""
-    stop = X.shape[0] if stop is None else stop
-    dtype = X.dtype
-    out = np.empty((stop - start, W.shape[1]), dtype=dtype)
-    row_max = np.empty(stop - start, dtype=dtype)
-    _csr_centered_log_prob_jit(
-        X.data, X.indices, X.indptr, start, stop,
-        np.ascontiguousarray(W, dtype=dtype), np.ascontiguousarray(c, dtype=dtype), out, row_max,
-    )
-    return out, row_max
-
-
-def csr_centered_log_prob_ref(X, W, c, start=0, stop=None):
-    """NumPy/SciPy twin of :func:`csr_centered_log_prob`."""
-    L = csr_log_prob_ref(X, W, c, start, stop)
-    row_max = L.max(axis=1)
-    return L - row_max[:, None], row_max
-
-
 def csr_resp_stats(X, start, stop, L, E, row_max, sample_weight=None, sxT=None, nk=None):
-    """Weighted responsibilities and statistics of CSR rows from ``E = exp(L)`` (Numba).
+    """Weighted responsibilities and statistics of CSR rows from ``E = exp(L)`` (Numba;
+    ``L`` the row-max-shifted log-probabilities, ``row_max`` the maxima).
 
     Overwrites ``E`` with the weighted responsibilities; accumulates into ``sxT`` (D x K) and
     ``nk`` (K), both float64, allocated when not given. Returns
@@ -287,7 +258,8 @@ def csr_resp_stats(X, start, stop, L, E, row_max, sample_weight=None, sxT=None, 
     weighted = sample_weight is not None
     w = np.asarray(sample_weight, dtype=X.dtype) if weighted else np.empty(0, dtype=X.dtype)
     ll, ent = _csr_resp_stats_jit(
-        X.data, X.indices, X.indptr, start, stop, L, E, row_max, w, weighted, sxT, nk
+        X.data, X.indices, X.indptr, start, stop, L, E, np.asarray(row_max, np.float64), w,
+        weighted, sxT, nk,
     )
     return nk, sxT, float(ll), float(ent)
 
@@ -389,25 +361,33 @@ def dense_block_stats(Xb, W, c, sample_weight=None, counts=None, complement=None
 
 
 def csr_block_stats(X, start, stop, W, c, sample_weight=None, sx_out=None, counts=None):
-    """Statistics of CSR rows ``start:stop`` (two Numba kernels around NumPy's exp).
+    """Statistics of CSR rows ``start:stop``: two passes over the non-zeros, one exp pass.
 
-    :func:`csr_centered_log_prob`, ``np.exp``, :func:`csr_resp_stats`: one pass over the
-    non-zeros for each product, never densifying ``X``; the row-wise normalisation is fused
-    into the kernels, which measured 2-3x faster than ``normalize_log_prob`` on N x K
-    blocks with K=20 (the CSR E-step is bound by this N x K work, not by the products).
-    With ``counts`` (exact zeros among the means) the log-probabilities come from
-    :func:`csr_log_prob` and :func:`add_floor_counts` instead of the fused kernel.
+    :func:`csr_log_prob` (``L = X @ W + c``; with ``counts``, the exact zeros among the
+    means, :func:`add_floor_counts` adds ``floor * M``), the row maxima subtracted, ``E =
+    exp(L)`` (float64: :func:`~emkit.kernels._rows.row_max_exp` on a copy, the in-line
+    vector exp shared with the HMM kernels; float32: NumPy's exp, vectorised on AVX2), then
+    :func:`csr_resp_stats` (normalisation, evidence, entropy and ``X^T R`` fused): never
+    densifying ``X``. The CSR E-step is bound by
+    this N x K work, not by the products: the fused normalisation measured 2-3x faster than
+    ``normalize_log_prob`` at K=20, and the in-line exp 4-10x faster than NumPy's on AVX2
+    (NumPy's float64 ``exp`` is vectorised only for AVX-512, and is slower still on arguments
+    that underflow, which most of a converging fit's are).
     ``sample_weight`` holds the weights of those rows. ``sx`` is accumulated, transposed
     (D x K, float64), into ``sx_out`` when given. Returns ``(nk, sxT, log_evidence, entropy)``.
     """
     k = c.shape[0]
     if counts is None or counts.cols.size == 0:
-        L, row_max = csr_centered_log_prob(X, W[:, :k], c, start, stop)
+        L = csr_log_prob(X, W[:, :k], c, start, stop)
     else:
         P = csr_log_prob(X, W, np.zeros(W.shape[1], dtype=c.dtype), start, stop)
         L = add_floor_counts(P, k, counts, c, _LOG_FLOOR)
-        row_max = row_max_subtract(L).astype(L.dtype)
-    E = np.exp(L)
+    row_max = row_max_subtract(L)  # in place: L is this call's own array
+    if L.dtype == np.float32:  # NumPy's float32 exp is vectorised on AVX2
+        E = np.exp(L)
+    else:  # its float64 exp is not (and slow where it underflows): the in-line one
+        E = L.copy()
+        row_max_exp(E)  # the rows' maxima are already 0: E = exp(L)
     return csr_resp_stats(X, start, stop, L, E, row_max, sample_weight, sxT=sx_out)
 
 

@@ -430,8 +430,8 @@ def test_e_step_shares_emission_features_within_budget(ct, d, shared, monkeypatc
     """A block's Gaussian features are built once for both passes where they fit in
     SHARED_FEATURES_BYTES, else per cache-sized block (full covariances of many features:
     F = D (D + 1) / 2 + D + 1 per row); the statistics are the same either way."""
+    from emkit.models import _hmm_gaussian as mh
     from emkit.models import gaussian as mg
-    from emkit.models import hmm as mh
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(900, d))
@@ -474,3 +474,39 @@ def test_slp_switch_is_scoped_to_the_tiled_kernel():
     assert config.SLP_VECTORIZE == before
     assert _hmm_fb.sum_log.signatures  # compiled outside the window, before the kernel
     assert _hmm_fb.forward_backward_tiles.signatures
+
+
+@pytest.mark.parametrize("cls", ["gaussian", "categorical"])
+def test_inference_over_blocks_equals_one_block(cls):
+    """Posteriors and Viterbi paths computed block by block on the threads (many blocks of
+    whole sequences) equal those of one block, and hmmlearn's."""
+    from hmmlearn import hmm as hl
+
+    rng = np.random.default_rng(5)
+    lengths = rng.integers(1, 60, size=40)
+    n = int(lengths.sum())
+    if cls == "gaussian":
+        X = rng.normal(size=(n, 2))
+        est = emkit.GaussianHMM(3, n_iter=3, random_state=0).fit(X, lengths)
+        ref = hl.GaussianHMM(3, covariance_type="diag", init_params="")
+        ref.means_, ref.covars_ = est.means_, est._covars_
+    else:
+        X = rng.integers(4, size=(n, 1))
+        est = emkit.CategoricalHMM(3, n_iter=3, random_state=0).fit(X, lengths)
+        ref = hl.CategoricalHMM(3, init_params="")
+        ref.emissionprob_ = est.emissionprob_
+    ref.startprob_, ref.transmat_ = est.startprob_, est.transmat_
+    seqs = est._sequences(X, lengths)
+    model = est._make_model(seqs.X, fitting=False)
+    params = est._current_params()
+    one = model.posteriors(params, seqs), model.viterbi(params, seqs)
+    many_model = replace(model, block_rows=100, n_threads=2)
+    assert len(seqs.blocks(100)) > 5
+    many = many_model.posteriors(params, seqs), many_model.viterbi(params, seqs)
+    for a, b in zip(one[0] + one[1], many[0] + many[1], strict=True):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(many[0][1], ref.predict_proba(X, lengths), rtol=1e-10, atol=1e-12)
+    ref_logprob, ref_path = ref.decode(X, lengths)
+    np.testing.assert_allclose(many[1][0].sum(), ref_logprob, rtol=1e-12)
+    if cls == "gaussian":  # (categorical data with 4 symbols has tied best paths)
+        np.testing.assert_array_equal(many[1][1], ref_path)

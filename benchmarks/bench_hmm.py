@@ -15,6 +15,7 @@ sequences on both cores).
 
     python benchmarks/bench_hmm.py            # the issue's configurations
     python benchmarks/bench_hmm.py --quick    # small, for a smoke test
+    python benchmarks/bench_hmm.py --inference  # decode (Viterbi) and predict_proba
 """
 
 from __future__ import annotations
@@ -129,17 +130,54 @@ def kernel_rate(X, lengths, init, k):
     return dt, 6.0 * k * k * len(X) / dt
 
 
+def time_inference(kind, ct, k, init, X, lengths, repeats):
+    """Best seconds of ``decode`` (Viterbi) and ``predict_proba`` for emkit and for the
+    faster of hmmlearn's implementations, the repeats interleaved: ``{method: (emkit,
+    hmmlearn, impl)}``."""
+    ests = {}
+    for lib, impl in (("emkit", None), ("hmmlearn", "log"), ("hmmlearn", "scaling")):
+        est = make(lib, kind, ct, k, 1) if impl is None else make(lib, kind, ct, k, 1, impl)
+        for name, value in init.items():
+            setattr(est, name, value)
+        est.decode(X[: lengths[0]], lengths[:1])  # compile / warm up
+        ests[impl or "emkit"] = est
+    out = {}
+    for method in ("decode", "predict_proba"):
+        best = dict.fromkeys(ests, np.inf)
+        for _ in range(repeats):
+            for name, est in ests.items():
+                t = time.perf_counter()
+                getattr(est, method)(X, lengths)
+                best[name] = min(best[name], time.perf_counter() - t)
+        impl = min(("log", "scaling"), key=best.get)
+        out[method] = (best["emkit"], best[impl], impl)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--n-iter", type=int, default=5)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--inference", action="store_true",
+                    help="time decode (Viterbi) and predict_proba instead of fit")
     ap.add_argument("--only", default=None,
                     help="run only the cases whose name contains this (e.g. 'large')")
     args = ap.parse_args()
     configs = QUICK if args.quick else CONFIGS
     if args.only:
         configs = [c for c in configs if args.only in c[0]]
+    if args.inference:
+        print(f"# seconds per call, best of {args.repeats}, against the faster hmmlearn impl")
+        print(f"{'case':<18} {'method':<14} {'hmmlearn s':>10} {'(impl)':>8} {'emkit s':>8}"
+              f"  {'speed-up':>8}")
+        for name, kind, ct, n_seq, length, d, k in configs:
+            X, lengths, init = make_problem(kind, ct, n_seq, length, d, k)
+            for method, (t_em, t_hl, impl) in time_inference(
+                    kind, ct, k, init, X, lengths, args.repeats).items():
+                print(f"{name:<18} {method:<14} {t_hl:>10.4f} {impl:>8} {t_em:>8.4f}"
+                      f"  {t_hl / t_em:>7.1f}x")
+        return
     loop_rate, gemm_rate = fma_peak(), gemm_rate_of(n=1000, repeats=3, one_thread=True)
     peak = max(loop_rate, gemm_rate)
     print(f"# float64 rate of one core: vector multiply-add loop {loop_rate / 1e9:.1f} GFLOP/s,"

@@ -277,10 +277,13 @@ class HMMModel:
     def _over_blocks(self, seqs: Sequences, run):
         """``run(emission, block, sequence slice, row slice)`` for every block of whole
         sequences (about ``block_rows`` rows), one block per thread-pool task; a single
-        block runs on the calling thread with the emission passes threaded."""
+        block runs on the calling thread, with the emission passes threaded if it is large
+        (the E-step's rule)."""
         blocks = seqs.blocks(self.block_rows)
         if len(blocks) == 1:
-            run(self.emission, seqs, slice(0, seqs.n_sequences), slice(0, seqs.X.shape[0]))
+            large = seqs.X.shape[0] >= 2 * self.block_rows
+            run(self.emission if large else self._serial_emission, seqs,
+                slice(0, seqs.n_sequences), slice(0, seqs.X.shape[0]))
             return
         offsets = seqs.starts
 

@@ -25,20 +25,16 @@ __all__ = [
 _lock = threading.Lock()
 _executors: dict[int, ThreadPoolExecutor] = {}
 _controller = None
-_limiter = None
-_limit_depth = 0
 
 
 def _reset_after_fork() -> None:
     """A forked child inherits the pools' objects but not their threads: start afresh."""
-    global _lock, _executors, _controller, _limiter, _limit_depth, _omp_limiter, _omp_depth
+    global _lock, _executors, _controller
     _lock = threading.Lock()
     _executors = {}
     _controller = None
-    _limiter = None
-    _limit_depth = 0
-    _omp_limiter = None
-    _omp_depth = 0
+    for held in (_BLAS, _OPENMP):
+        held.depth, held.limiter = 0, None
 
 
 if hasattr(os, "register_at_fork"):
@@ -129,8 +125,37 @@ def _get_controller():
 SMALL_KMEANS = 1 << 21
 
 
-_omp_limiter = None
-_omp_depth = 0
+class _HeldLimit:
+    """A threadpoolctl limit of one thread for ``user_api``, held process-wide while any
+    caller is inside :meth:`hold` (re-entrant, safe across threads): the first caller in
+    sets it, the last one out restores the original thread counts."""
+
+    def __init__(self, user_api: str):
+        self.user_api = user_api
+        self.depth = 0
+        self.limiter = None
+
+    @contextmanager
+    def hold(self):
+        with _lock:
+            self.depth += 1
+            if self.depth == 1:
+                try:
+                    self.limiter = _get_controller().limit(limits=1, user_api=self.user_api)
+                except Exception:  # pragma: no cover - never fail a fit over a thread limit
+                    self.limiter = None
+        try:
+            yield
+        finally:
+            with _lock:
+                self.depth -= 1
+                if self.depth == 0 and self.limiter is not None:
+                    self.limiter.restore_original_limits()
+                    self.limiter = None
+
+
+_BLAS = _HeldLimit("blas")
+_OPENMP = _HeldLimit("openmp")
 
 
 @contextmanager
@@ -145,25 +170,11 @@ def small_kmeans(n_rows: int, n_features: int, n_clusters: int):
     Re-entrant and safe across threads as :func:`blas_single_thread` (the first small
     k-means in sets the limit, the last one out restores it).
     """
-    global _omp_limiter, _omp_depth
     if n_rows * max(n_features, 1) * n_clusters > SMALL_KMEANS:
         yield
         return
-    with _lock:
-        _omp_depth += 1
-        if _omp_depth == 1:
-            try:
-                _omp_limiter = _get_controller().limit(limits=1, user_api="openmp")
-            except Exception:  # pragma: no cover - never fail a fit over a thread limit
-                _omp_limiter = None
-    try:
+    with _OPENMP.hold():
         yield
-    finally:
-        with _lock:
-            _omp_depth -= 1
-            if _omp_depth == 0 and _omp_limiter is not None:
-                _omp_limiter.restore_original_limits()
-                _omp_limiter = None
 
 
 @contextmanager
@@ -176,22 +187,8 @@ def blas_single_thread():
     threads, and a spinning BLAS pool between two E-steps contends with the row-block threads
     of the next one (measured: E-steps 45-60 ms instead of 33 ms).
     """
-    global _limiter, _limit_depth
-    with _lock:
-        _limit_depth += 1
-        if _limit_depth == 1:
-            try:
-                _limiter = _get_controller().limit(limits=1, user_api="blas")
-            except Exception:  # pragma: no cover - never fail a fit over a thread limit
-                _limiter = None
-    try:
+    with _BLAS.hold():
         yield
-    finally:
-        with _lock:
-            _limit_depth -= 1
-            if _limit_depth == 0 and _limiter is not None:
-                _limiter.restore_original_limits()
-                _limiter = None
 
 
 def _run_chunk(func, blocks, combine):

@@ -195,7 +195,8 @@ def _weighted_log_prob(emission, params, X, weights, features=None):
     return L, dtype
 
 
-def _forward_backward(emission, params, X, starts, weights=None, reuse=False, features=None):
+def _forward_backward(emission, params, X, starts, weights=None, reuse=False, features=None,
+                      out=None):
     """``(loglik per sequence, gamma, trans per sequence)`` of the sequences of ``X``.
 
     The scaled kernel on the emissions shifted by their per-step maximum; a sequence where
@@ -206,7 +207,8 @@ def _forward_backward(emission, params, X, starts, weights=None, reuse=False, fe
     only until the thread's next block (the E-step's blocks: a fresh 2 MB array per block is
     returned to the operating system and faulted in again, measured 12,600 page faults per
     categorical E-step of 200,000 x 16). ``features``: the emission model's
-    ``features(params.emission, X)``, shared with the statistics pass.
+    ``features(params.emission, X)``, shared with the statistics pass; ``out``: a
+    C-contiguous N x K array of the emissions' dtype for the posteriors (without ``reuse``).
     """
     if weights is None:
         B, mx = _emission_scaled(emission, params, X, reuse, features)
@@ -214,7 +216,8 @@ def _forward_backward(emission, params, X, starts, weights=None, reuse=False, fe
         B, dtype = _weighted_log_prob(emission, params, X, weights, features)
         mx = kern.row_max_exp(B)  # in place: B is this call's own (float64) array
         B = B.astype(dtype, copy=False)  # scaled emissions in [0, 1]: the data's dtype
-    out = scratch("hmm-gamma", B.shape, B.dtype) if reuse else None
+    if reuse:
+        out = scratch("hmm-gamma", B.shape, B.dtype)
     gamma, ll, trans = kern.forward_backward(B, starts, params.startprob, params.transmat,
                                              out=out)
     ll += np.add.reduceat(mx, starts[:-1])
@@ -266,10 +269,9 @@ class HMMModel:
         ll = np.empty(seqs.n_sequences)
         trans = np.empty((seqs.n_sequences, k, k))
 
-        def run(emission, block, sl, rows):
-            b_ll, b_gamma, b_trans = _forward_backward(emission, params, block.X, block.starts,
-                                                       block.weights)
-            ll[sl], gamma[rows], trans[sl] = b_ll, b_gamma, b_trans
+        def run(emission, block, sl, rows):  # the posteriors straight into their rows
+            ll[sl], _, trans[sl] = _forward_backward(emission, params, block.X, block.starts,
+                                                     block.weights, out=gamma[rows])
 
         self._over_blocks(seqs, run)
         return ll, gamma, trans
